@@ -1,0 +1,386 @@
+// One partition of a topic: an ordered list of segment files. In a process that
+// writes it, the partition owns the tail (recovers it after a crash, group-commits
+// appends, rolls and deletes segments). In a process that only reads it, the same
+// class follows the files another process is writing and never shows a record
+// whose bytes are not all there and checksummed.
+import { type FileHandle, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { RecmasterError } from '../../errors.js';
+import type { ConsumedRecord } from '../bus.js';
+import { decodeFrame, frameSize, MAX_BODY_BYTES, writeFrame } from './frame.js';
+import { scanFrames } from './scan.js';
+import { parseSegmentFileName, Segment, segmentFileName } from './segment.js';
+
+export type Durability = 'os' | 'fsync';
+
+export interface PartitionOptions {
+  /** Roll to a new segment file past this size. */
+  segmentBytes: number;
+  /** Delete the oldest segments while the partition is larger than this (null: keep all). */
+  retentionBytes: number | null;
+  /** Delete segments whose last write is older than this (null: keep all). */
+  retentionMs: number | null;
+  /**
+   * 'os': an append is acknowledged once the OS has the bytes (survives kill -9 of
+   * the process, not a power cut). 'fsync': once fdatasync returned (survives both).
+   * Either way appends are group-committed: one write (and one sync) per batch.
+   */
+  durability: Durability;
+}
+
+export interface RecoveryReport {
+  truncatedBytes: number;
+  reason: string | undefined;
+}
+
+interface PendingBatch {
+  frames: Buffer;
+  firstOffset: number;
+  count: number;
+  resolve: (firstOffset: number) => void;
+  reject: (err: unknown) => void;
+}
+
+export class Partition {
+  readonly topic: string;
+  readonly id: number;
+  readonly dir: string;
+  private readonly options: PartitionOptions;
+  private segments: Segment[] = [];
+  /** This process owns the tail (holds the topic's writer lock). */
+  private owner = false;
+  /** Set when a write failed: offsets were handed out that never reached disk. */
+  private failed: unknown;
+  private writeHandle: FileHandle | undefined;
+  private nextOffset = 0;
+  private pending: PendingBatch[] = [];
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+  private readonly onAppend: () => void;
+
+  constructor(
+    topic: string,
+    id: number,
+    dir: string,
+    options: PartitionOptions,
+    onAppend: () => void,
+  ) {
+    this.topic = topic;
+    this.id = id;
+    this.dir = dir;
+    this.options = options;
+    this.onAppend = onAppend;
+  }
+
+  /** Lists the segment files (as a reader: the tail is found lazily while reading). */
+  async load(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const names = await readdir(this.dir);
+    const bases = names
+      .map(parseSegmentFileName)
+      .filter((b): b is number => b !== undefined)
+      .sort((a, b) => a - b);
+    const known = new Map(this.segments.map((s) => [s.baseOffset, s]));
+    const segments: Segment[] = [];
+    for (const base of bases) {
+      const existing = known.get(base);
+      if (existing) {
+        segments.push(existing);
+        continue;
+      }
+      const info = await stat(path.join(this.dir, segmentFileName(base))).catch(() => undefined);
+      if (!info) continue; // deleted by retention between readdir and stat
+      segments.push(new Segment(this.dir, base, info.mtimeMs));
+    }
+    for (const old of this.segments) if (!segments.includes(old)) await old.closeReader();
+    // Sealed segments end where the next begins.
+    for (let i = 0; i + 1 < segments.length; i += 1) {
+      const seg = segments[i] as Segment;
+      const next = segments[i + 1] as Segment;
+      if (seg.endOffset !== next.baseOffset) {
+        seg.endOffset = next.baseOffset;
+        seg.bytes = (await stat(seg.path)).size;
+      }
+    }
+    this.segments = segments;
+  }
+
+  /**
+   * Takes over the tail for writing: verifies the last segment frame by frame and
+   * truncates anything after the last whole record (a torn write from a crash).
+   */
+  async openForWrite(): Promise<RecoveryReport> {
+    await this.load();
+    if (this.segments.length === 0) await this.createSegment(0);
+    const last = this.segments.at(-1) as Segment;
+    const file = await open(last.path, 'r+');
+    const size = (await file.stat()).size;
+    const start = last.seekPoint(last.endOffset);
+    const result = await scanFrames(file, start, size, (_c, _s, _e, offset, position) => {
+      last.noteRecord(offset, position);
+      return true;
+    });
+    let report: RecoveryReport = { truncatedBytes: 0, reason: undefined };
+    if (result.position < size) {
+      const reason = result.stop.kind === 'invalid' ? result.stop.reason : 'incomplete record';
+      report = { truncatedBytes: size - result.position, reason };
+      await file.truncate(result.position);
+      await file.datasync();
+      last.truncateIndex(result.position);
+    }
+    last.bytes = result.position;
+    last.endOffset = result.offset;
+    this.nextOffset = result.offset;
+    this.writeHandle = file;
+    this.owner = true;
+    return report;
+  }
+
+  get startOffset(): number {
+    return this.segments[0]?.baseOffset ?? 0;
+  }
+
+  /** Offset after the last record this process knows of (exact for the writer). */
+  get endOffset(): number {
+    return this.segments.at(-1)?.endOffset ?? 0;
+  }
+
+  get bytes(): number {
+    return this.segments.reduce((sum, s) => sum + s.bytes, 0);
+  }
+
+  get isOwner(): boolean {
+    return this.owner;
+  }
+
+  /** Appends encoded records; resolves with the first offset once durable. */
+  append(records: { key: Buffer; value: Uint8Array }[], appendTime: number): Promise<number> {
+    if (this.closed) return Promise.reject(new RecmasterError('E_CLOSED', 'the bus is closed'));
+    if (!this.owner) throw new Error(`${this.topic}/${this.id} was not opened for writing`);
+    if (this.failed !== undefined) {
+      return Promise.reject(
+        new RecmasterError(
+          'E_CLOSED',
+          `${this.topic}/${this.id} refuses writes after a failed write`,
+          { cause: this.failed },
+        ),
+      );
+    }
+    let size = 0;
+    for (const r of records) {
+      if (r.key.length > 0xffff || r.key.length + r.value.length > MAX_BODY_BYTES - 16) {
+        return Promise.reject(
+          new RecmasterError(
+            'E_RECORD_TOO_LARGE',
+            `${this.topic}: a record of ${r.value.length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`,
+          ),
+        );
+      }
+      size += frameSize(r.key.length, r.value.length);
+    }
+    const frames = Buffer.allocUnsafe(size);
+    let pos = 0;
+    for (const r of records) pos = writeFrame(frames, pos, r.key, r.value, appendTime);
+    const firstOffset = this.nextOffset;
+    this.nextOffset += records.length;
+    return new Promise<number>((resolve, reject) => {
+      this.pending.push({ frames, firstOffset, count: records.length, resolve, reject });
+      this.flushing ??= this.flushLoop();
+    });
+  }
+
+  /** Group commit: whatever queued while the previous write was in flight goes out as one write. */
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          await this.writeBatch(batch);
+          for (const b of batch) b.resolve(b.firstOffset);
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+          // Offsets handed out for a failed write are gone: the log must not have gaps.
+          for (const b of this.pending) b.reject(err);
+          this.pending = [];
+          this.failed = err;
+          throw err;
+        }
+        this.onAppend();
+      }
+    } catch {
+      // Already reported to every caller; the partition now refuses writes.
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async writeBatch(batch: PendingBatch[]): Promise<void> {
+    let total = 0;
+    for (const b of batch) total += b.frames.length;
+    let active = this.segments.at(-1) as Segment;
+    if (active.bytes > 0 && active.bytes + total > this.options.segmentBytes) {
+      active = await this.roll();
+    }
+    const file = this.writeHandle as FileHandle;
+    const data =
+      batch.length === 1
+        ? (batch[0] as PendingBatch).frames
+        : Buffer.concat(
+            batch.map((b) => b.frames),
+            total,
+          );
+    let written = 0;
+    while (written < total) {
+      const { bytesWritten } = await file.write(
+        data,
+        written,
+        total - written,
+        active.bytes + written,
+      );
+      written += bytesWritten;
+    }
+    if (this.options.durability === 'fsync') await file.datasync();
+    let position = active.bytes;
+    for (const b of batch) {
+      active.noteRecord(b.firstOffset, position);
+      position += b.frames.length;
+    }
+    active.bytes += total;
+    active.endOffset += batch.reduce((n, b) => n + b.count, 0);
+    active.lastWriteMs = Date.now();
+  }
+
+  private async roll(): Promise<Segment> {
+    const old = this.writeHandle as FileHandle;
+    if (this.options.durability === 'fsync') await old.datasync();
+    await old.close();
+    const base = (this.segments.at(-1) as Segment).endOffset;
+    const seg = await this.createSegment(base);
+    this.writeHandle = await open(seg.path, 'r+');
+    await this.applyRetention();
+    return seg;
+  }
+
+  private async createSegment(base: number): Promise<Segment> {
+    const seg = new Segment(this.dir, base, Date.now());
+    const handle = await open(seg.path, 'wx');
+    if (this.options.durability === 'fsync') await handle.sync();
+    await handle.close();
+    if (this.options.durability === 'fsync') await syncDir(this.dir);
+    this.segments.push(seg);
+    return seg;
+  }
+
+  /** Drops whole sealed segments, oldest first; the active segment always stays. */
+  async applyRetention(now = Date.now()): Promise<number> {
+    const { retentionBytes, retentionMs } = this.options;
+    let removed = 0;
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0] as Segment;
+      const tooBig = retentionBytes !== null && this.bytes > retentionBytes;
+      const tooOld = retentionMs !== null && now - oldest.lastWriteMs > retentionMs;
+      if (!tooBig && !tooOld) break;
+      this.segments.shift();
+      await oldest.closeReader();
+      await unlink(oldest.path).catch(() => undefined);
+      removed += 1;
+    }
+    return removed;
+  }
+
+  /** Reads up to `maxRecords` records from `offset`; fewer (or none) at the end of the log. */
+  async read(
+    offset: number,
+    maxRecords: number,
+    maxBytes = 4 * 1024 * 1024,
+  ): Promise<ConsumedRecord[]> {
+    if (!this.owner && offset >= this.endOffset) await this.load();
+    if (offset < this.startOffset) {
+      throw new RecmasterError(
+        'E_OFFSET_OUT_OF_RANGE',
+        `${this.topic}/${this.id}: offset ${offset} was deleted by retention (log starts at ${this.startOffset})`,
+      );
+    }
+    const out: ConsumedRecord[] = [];
+    let bytes = 0;
+    let next = offset;
+    for (let i = this.findSegment(next); i >= 0 && i < this.segments.length; i += 1) {
+      const seg = this.segments[i] as Segment;
+      const isLast = i === this.segments.length - 1;
+      const file = await seg.reader();
+      // A reader trusts the file size of the growing tail only as far as frames verify.
+      const limit = this.owner || !isLast ? seg.bytes : (await file.stat()).size;
+      if (!isLast && next >= seg.endOffset) continue;
+      let start = seg.seekPoint(next);
+      // Past everything verified so far: resume from the frontier, not an older index entry.
+      if (next >= seg.endOffset && seg.endOffset > start.offset) {
+        start = { offset: seg.endOffset, position: seg.bytes };
+      }
+      const result = await scanFrames(file, start, limit, (chunk, s, e, off, position) => {
+        seg.noteRecord(off, position);
+        if (off < next) return true;
+        const frame = decodeFrame(chunk, s, e);
+        out.push({
+          topic: this.topic,
+          partition: this.id,
+          offset: off,
+          key: frame.key,
+          value: frame.value,
+          appendTime: frame.appendTime,
+        });
+        bytes += e - s;
+        return out.length < maxRecords && bytes < maxBytes;
+      });
+      if (!this.owner && isLast && result.offset > seg.endOffset) {
+        seg.endOffset = result.offset;
+        seg.bytes = result.position;
+      }
+      if (result.stop.kind === 'invalid' && (this.owner || !isLast)) {
+        throw new RecmasterError(
+          'E_LOG_CORRUPT',
+          `${seg.path}: ${result.stop.reason} at byte ${result.position}; the log is damaged before its tail`,
+        );
+      }
+      next = result.offset;
+      if (out.length >= maxRecords || bytes >= maxBytes || isLast) break;
+    }
+    return out;
+  }
+
+  private findSegment(offset: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    if (hi < 0) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.segments[mid] as Segment).baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Waits for queued appends, then releases files. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+    if (this.writeHandle) {
+      if (this.failed === undefined && this.options.durability === 'fsync') {
+        await this.writeHandle.datasync();
+      }
+      await this.writeHandle.close();
+      this.writeHandle = undefined;
+    }
+    this.owner = false;
+    for (const s of this.segments) await s.closeReader();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,27 @@
+// Every error RecMaster raises on purpose has a stable code and a message that says
+// what to do; callers branch on the code, people read the message.
+
+export type ErrorCode =
+  | 'E_CONFIG'
+  | 'E_TOPIC_UNKNOWN'
+  | 'E_TOPIC_EXISTS'
+  | 'E_OFFSET_OUT_OF_RANGE'
+  | 'E_LOG_CORRUPT'
+  | 'E_LOG_LOCKED'
+  | 'E_RECORD_TOO_LARGE'
+  | 'E_CLOSED'
+  | 'E_EVENT_INVALID';
+
+export class RecmasterError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RecmasterError';
+    this.code = code;
+  }
+}
+
+export function isRecmasterError(err: unknown, code?: ErrorCode): err is RecmasterError {
+  return err instanceof RecmasterError && (code === undefined || err.code === code);
+}
