@@ -94,28 +94,29 @@ export class LogBus implements Bus {
     state.writing ??= this.takeWriterRole(topic, state);
     await state.writing;
     const n = state.partitions.length;
-    const byPartition: { key: Buffer; value: Uint8Array; index: number }[][] = Array.from(
+    const byPartition: { records: BusRecord[]; indexes: number[] }[] = Array.from(
       { length: n },
-      () => [],
+      () => ({
+        records: [],
+        indexes: [],
+      }),
     );
     records.forEach((r, index) => {
-      const key = Buffer.from(r.key, 'utf8');
-      (
-        byPartition[partitionFor(key, n)] as { key: Buffer; value: Uint8Array; index: number }[]
-      ).push({
-        key,
-        value: r.value,
-        index,
-      });
+      const target = byPartition[n === 1 ? 0 : partitionFor(r.key, n)] as {
+        records: BusRecord[];
+        indexes: number[];
+      };
+      target.records.push(r);
+      target.indexes.push(index);
     });
     const now = Date.now();
     const results: AppendResult[] = new Array(records.length);
     await Promise.all(
       byPartition.map(async (batch, partition) => {
-        if (batch.length === 0) return;
-        const first = await (state.partitions[partition] as Partition).append(batch, now);
-        batch.forEach((r, i) => {
-          results[r.index] = { partition, offset: first + i };
+        if (batch.records.length === 0) return;
+        const first = await (state.partitions[partition] as Partition).append(batch.records, now);
+        batch.indexes.forEach((index, i) => {
+          results[index] = { partition, offset: first + i };
         });
       }),
     );
@@ -282,7 +283,7 @@ export class LogBus implements Bus {
   }
 }
 
-/** Stable key → partition (crc32c of the key's bytes). Kafka uses its own partitioner. */
-export function partitionFor(key: Buffer, partitions: number): number {
+/** Stable key → partition (crc32c of the key's UTF-8 bytes). Kafka uses its own partitioner. */
+export function partitionFor(key: string, partitions: number): number {
   return crc32c(key) % partitions;
 }

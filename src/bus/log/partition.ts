@@ -7,7 +7,14 @@ import { type FileHandle, mkdir, open, readdir, stat, unlink } from 'node:fs/pro
 import path from 'node:path';
 import { RecmasterError } from '../../errors.js';
 import type { ConsumedRecord } from '../bus.js';
-import { decodeFrame, frameSize, MAX_BODY_BYTES, writeFrame } from './frame.js';
+import {
+  encodeFrame,
+  type FrameRecord,
+  forEachRecord,
+  MAX_RECORD_BYTES,
+  recordBytes,
+  TARGET_FRAME_BYTES,
+} from './frame.js';
 import { scanFrames } from './scan.js';
 import { parseSegmentFileName, Segment, segmentFileName } from './segment.js';
 
@@ -34,7 +41,7 @@ export interface RecoveryReport {
 }
 
 interface PendingBatch {
-  frames: Buffer;
+  frames: Buffer[];
   firstOffset: number;
   count: number;
   resolve: (firstOffset: number) => void;
@@ -116,8 +123,8 @@ export class Partition {
     const file = await open(last.path, 'r+');
     const size = (await file.stat()).size;
     const start = last.seekPoint(last.endOffset);
-    const result = await scanFrames(file, start, size, (_c, _s, _e, offset, position) => {
-      last.noteRecord(offset, position);
+    const result = await scanFrames(file, start, size, (frame) => {
+      last.noteRecord(frame.offset, frame.position);
       return true;
     });
     let report: RecoveryReport = { truncatedBytes: 0, reason: undefined };
@@ -153,8 +160,8 @@ export class Partition {
     return this.owner;
   }
 
-  /** Appends encoded records; resolves with the first offset once durable. */
-  append(records: { key: Buffer; value: Uint8Array }[], appendTime: number): Promise<number> {
+  /** Appends records; resolves with the first record's offset once durable. */
+  append(records: readonly FrameRecord[], appendTime: number): Promise<number> {
     if (this.closed) return Promise.reject(new RecmasterError('E_CLOSED', 'the bus is closed'));
     if (!this.owner) throw new Error(`${this.topic}/${this.id} was not opened for writing`);
     if (this.failed !== undefined) {
@@ -162,25 +169,33 @@ export class Partition {
         new RecmasterError(
           'E_CLOSED',
           `${this.topic}/${this.id} refuses writes after a failed write`,
-          { cause: this.failed },
+          {
+            cause: this.failed,
+          },
         ),
       );
     }
-    let size = 0;
-    for (const r of records) {
-      if (r.key.length > 0xffff || r.key.length + r.value.length > MAX_BODY_BYTES - 16) {
-        return Promise.reject(
-          new RecmasterError(
-            'E_RECORD_TOO_LARGE',
-            `${this.topic}: a record of ${r.value.length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`,
-          ),
-        );
-      }
-      size += frameSize(r.key.length, r.value.length);
+    const sizes = records.map(recordBytes);
+    const tooBig = sizes.findIndex(
+      (n, i) => n > MAX_RECORD_BYTES || Buffer.byteLength((records[i] as FrameRecord).key) > 0xffff,
+    );
+    if (tooBig >= 0) {
+      return Promise.reject(
+        new RecmasterError(
+          'E_RECORD_TOO_LARGE',
+          `${this.topic}: a record of ${sizes[tooBig]} bytes exceeds the limit of ${MAX_RECORD_BYTES} bytes (keys at most 65535)`,
+        ),
+      );
     }
-    const frames = Buffer.allocUnsafe(size);
-    let pos = 0;
-    for (const r of records) pos = writeFrame(frames, pos, r.key, r.value, appendTime);
+    const frames: Buffer[] = [];
+    for (let from = 0; from < records.length; ) {
+      let to = from + 1;
+      let bytes = sizes[from] ?? 0;
+      while (to < records.length && bytes + (sizes[to] ?? 0) <= TARGET_FRAME_BYTES)
+        bytes += sizes[to++] ?? 0;
+      frames.push(encodeFrame(records, sizes, from, to, appendTime));
+      from = to;
+    }
     const firstOffset = this.nextOffset;
     this.nextOffset += records.length;
     return new Promise<number>((resolve, reject) => {
@@ -216,35 +231,25 @@ export class Partition {
   }
 
   private async writeBatch(batch: PendingBatch[]): Promise<void> {
-    let total = 0;
-    for (const b of batch) total += b.frames.length;
+    const buffers = batch.flatMap((b) => b.frames);
+    const total = buffers.reduce((n, b) => n + b.length, 0);
     let active = this.segments.at(-1) as Segment;
     if (active.bytes > 0 && active.bytes + total > this.options.segmentBytes) {
       active = await this.roll();
     }
     const file = this.writeHandle as FileHandle;
-    const data =
-      batch.length === 1
-        ? (batch[0] as PendingBatch).frames
-        : Buffer.concat(
-            batch.map((b) => b.frames),
-            total,
-          );
     let written = 0;
+    let pending = buffers;
     while (written < total) {
-      const { bytesWritten } = await file.write(
-        data,
-        written,
-        total - written,
-        active.bytes + written,
-      );
+      const { bytesWritten } = await file.writev(pending, active.bytes + written);
       written += bytesWritten;
+      if (written < total) pending = remainingAfter(buffers, written);
     }
     if (this.options.durability === 'fsync') await file.datasync();
     let position = active.bytes;
     for (const b of batch) {
       active.noteRecord(b.firstOffset, position);
-      position += b.frames.length;
+      for (const f of b.frames) position += f.length;
     }
     active.bytes += total;
     active.endOffset += batch.reduce((n, b) => n + b.count, 0);
@@ -317,19 +322,16 @@ export class Partition {
       if (next >= seg.endOffset && seg.endOffset > start.offset) {
         start = { offset: seg.endOffset, position: seg.bytes };
       }
-      const result = await scanFrames(file, start, limit, (chunk, s, e, off, position) => {
-        seg.noteRecord(off, position);
-        if (off < next) return true;
-        const frame = decodeFrame(chunk, s, e);
-        out.push({
-          topic: this.topic,
-          partition: this.id,
-          offset: off,
-          key: frame.key,
-          value: frame.value,
-          appendTime: frame.appendTime,
+      const result = await scanFrames(file, start, limit, (frame) => {
+        seg.noteRecord(frame.offset, frame.position);
+        if (frame.offset + frame.count <= next) return true;
+        forEachRecord(frame.chunk, frame.start, (i, key, value, appendTime) => {
+          const offset = frame.offset + i;
+          if (offset < next) return true;
+          out.push({ topic: this.topic, partition: this.id, offset, key, value, appendTime });
+          bytes += value.length;
+          return out.length < maxRecords;
         });
-        bytes += e - s;
         return out.length < maxRecords && bytes < maxBytes;
       });
       if (!this.owner && isLast && result.offset > seg.endOffset) {
@@ -383,4 +385,19 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** The unwritten rest of `buffers` after a short write of `written` bytes. */
+function remainingAfter(buffers: Buffer[], written: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = written;
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
 }

@@ -1,9 +1,9 @@
 // Walks the frames of a segment file in chunks, verifying each one. Used both to
 // read records and, after a crash, to find where the valid part of a file ends.
 import type { FileHandle } from 'node:fs/promises';
-import { checkFrame, HEADER_BYTES, MAX_BODY_BYTES } from './frame.js';
+import { checkFrame } from './frame.js';
 
-const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
 
 export type ScanStop =
   /** Reached `limit` exactly on a frame boundary. */
@@ -16,75 +16,69 @@ export type ScanStop =
   | { kind: 'invalid'; reason: string };
 
 export interface ScanResult {
-  /** Offset of the first frame not visited. */
+  /** Offset of the first record after the frames visited. */
   offset: number;
-  /** File position of that frame. */
+  /** File position of the first frame not visited. */
   position: number;
   stop: ScanStop;
 }
 
-/**
- * Visits frames from (offset, position) until `limit` bytes. The visitor gets the
- * chunk and the frame's bounds inside it (views stay valid: every chunk is fresh)
- * and returns false to stop after that frame.
- */
+/** What the visitor gets for each verified frame; `chunk` stays valid (every chunk is fresh). */
+export interface FrameView {
+  chunk: Buffer;
+  start: number;
+  end: number;
+  /** Offset of the frame's first record. */
+  offset: number;
+  count: number;
+  /** File position of the frame. */
+  position: number;
+}
+
+/** Visits frames from (offset, position) up to `limit` bytes; the visitor returns false to stop. */
 export async function scanFrames(
   file: FileHandle,
   start: { offset: number; position: number },
   limit: number,
-  visit: (
-    chunk: Buffer,
-    frameStart: number,
-    frameEnd: number,
-    offset: number,
-    position: number,
-  ) => boolean,
+  visit: (frame: FrameView) => boolean,
 ): Promise<ScanResult> {
   let offset = start.offset;
   let position = start.position;
+  let want = CHUNK_BYTES;
   while (position < limit) {
-    const wanted = Math.min(CHUNK_BYTES, limit - position);
-    const chunk = Buffer.allocUnsafe(wanted);
-    const { bytesRead } = await file.read(chunk, 0, wanted, position);
+    const size = Math.min(want, limit - position);
+    const chunk = Buffer.allocUnsafe(size);
+    const { bytesRead } = await file.read(chunk, 0, size, position);
     let p = 0;
-    let grow = 0;
+    want = CHUNK_BYTES;
     while (p < bytesRead) {
       const check = checkFrame(chunk, p, bytesRead);
       if (check.kind === 'invalid') {
         return { offset, position: position + p, stop: { kind: 'invalid', reason: check.reason } };
       }
       if (check.kind === 'partial') {
-        if (position + p + HEADER_BYTES <= limit && p + HEADER_BYTES <= bytesRead) {
-          grow = HEADER_BYTES + Math.min(chunk.readUInt32LE(p), MAX_BODY_BYTES);
+        // The frame runs past this chunk: past the limit means the file ends in a
+        // partial frame; otherwise read again from the frame with room for it.
+        if (position + p + check.needed > limit || bytesRead < size) {
+          return { offset, position: position + p, stop: { kind: 'partial' } };
         }
+        want = Math.max(CHUNK_BYTES, check.needed);
         break;
       }
-      const keepGoing = visit(chunk, p, check.end, offset, position + p);
-      offset += 1;
+      const keepGoing = visit({
+        chunk,
+        start: p,
+        end: check.end,
+        offset,
+        count: check.count,
+        position: position + p,
+      });
+      offset += check.count;
       p = check.end;
       if (!keepGoing) return { offset, position: position + p, stop: { kind: 'stopped' } };
     }
+    if (p === 0 && bytesRead < size) return { offset, position, stop: { kind: 'partial' } };
     position += p;
-    if (p < bytesRead || bytesRead < wanted) {
-      // A frame straddles the chunk end: re-read from its start with room for it,
-      // unless it runs past the limit (then the file ends in a partial frame).
-      if (position + Math.max(grow, HEADER_BYTES) > limit || bytesRead < wanted) {
-        return { offset, position, stop: { kind: 'partial' } };
-      }
-      if (grow > CHUNK_BYTES) {
-        const big = Buffer.allocUnsafe(grow);
-        const got = (await file.read(big, 0, grow, position)).bytesRead;
-        const check = checkFrame(big, 0, got);
-        if (check.kind === 'invalid') {
-          return { offset, position, stop: { kind: 'invalid', reason: check.reason } };
-        }
-        if (check.kind === 'partial') return { offset, position, stop: { kind: 'partial' } };
-        const keepGoing = visit(big, 0, check.end, offset, position);
-        offset += 1;
-        position += check.end;
-        if (!keepGoing) return { offset, position, stop: { kind: 'stopped' } };
-      }
-    }
   }
   return { offset, position, stop: { kind: 'end' } };
 }
