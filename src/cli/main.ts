@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The `recmaster` command: a thin composition root; each subcommand lives in commands/.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { isRecmasterError } from '../errors.js';
+import { registerSimulate } from './commands/simulate.js';
+import { registerTail } from './commands/tail.js';
+import { registerTopics } from './commands/topics.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+const program = new Command()
+  .name('recmaster')
+  .description(
+    'A real-time recommender: simulated users, a durable event log, features, recall, ranking, online learning.',
+  )
+  .version(pkg.version)
+  .option(
+    '-d, --data-dir <dir>',
+    'where embedded state lives (default: $RECMASTER_DATA_DIR or ./data)',
+  )
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerSimulate(program);
+registerTopics(program);
+registerTail(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (isRecmasterError(err)) {
+    console.error(`recmaster: ${err.message} [${err.code}]`);
+    process.exit(1);
+  }
+  throw err;
+}
