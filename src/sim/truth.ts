@@ -8,7 +8,7 @@ import type { World } from './world.js';
  * (random pairs: mean ≈ 0.1, sd ≈ 1.3), so b_ctr = -4.8 gives an overall CTR of ≈ 6.5 % with
  * the default config, while s_ctr = 1.5 keeps a wide spread of true probabilities (≈ 1 % for
  * a random item, > 50 % for the oracle's best). b_w = -0.5 gives a mean watch ratio given a
- * click of ≈ 0.6. Measured with test/sim-throughput.ts.
+ * click of ≈ 0.6. Measured with bench/sim.ts (npm run bench:sim).
  */
 export const TRUTH = {
   /** Click logit intercept. */
