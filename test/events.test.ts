@@ -6,7 +6,7 @@ import { decodeEvent, encodeEvent } from '../src/events/codec.js';
 import { EventPublisher } from '../src/events/publisher.js';
 import type { Event } from '../src/events/schemas.js';
 import { type DeadLetter, EventSubscriber } from '../src/events/subscriber.js';
-import { Topics } from '../src/events/topics.js';
+import { deadLetterTopic, Topics } from '../src/events/topics.js';
 import { registry } from '../src/util/metrics.js';
 import { tempDir } from './helpers.js';
 
@@ -146,7 +146,7 @@ describe('event model', () => {
 
     const dead: DeadLetter[] = [];
     for (let p = 0; p < 2; p += 1) {
-      for (const r of await bus.read(Topics.deadLetter, p, 0))
+      for (const r of await bus.read(deadLetterTopic('g'), p, 0))
         dead.push(JSON.parse(r.value.toString()));
     }
     assert.equal(dead.length, 3);

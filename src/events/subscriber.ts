@@ -1,11 +1,11 @@
 // Typed reading side of the bus. Every record is decoded and validated; one that
-// fails goes to the dead-letter topic with the reason and is counted, and the
+// fails goes to the group's dead-letter topic with the reason and is counted, and the
 // consumer carries on. Nothing invalid is dropped silently or crashes the reader.
 import type { Bus, ConsumedRecord, Consumer, PollOptions } from '../bus/bus.js';
 import { deadLetterCounter } from '../util/metrics.js';
 import { decodeEvent } from './codec.js';
 import type { Event } from './schemas.js';
-import { Topics } from './topics.js';
+import { deadLetterTopic } from './topics.js';
 
 export interface DeadLetter {
   sourceTopic: string;
@@ -54,7 +54,7 @@ export class EventSubscriber {
     if (dead.length > 0) {
       // Dead letters are durable before the caller can commit past them.
       await this.bus.append(
-        Topics.deadLetter,
+        deadLetterTopic(this.consumer.group),
         dead.map((d) => ({ key: d.sourceTopic, value: Buffer.from(JSON.stringify(d)) })),
       );
       for (const d of dead) deadLetterCounter.inc({ topic: d.sourceTopic, kind: d.kind });

@@ -10,8 +10,15 @@ export const Topics = {
   samples: 'samples',
   models: 'models',
   markers: 'markers',
-  deadLetter: 'dead-letter',
 } as const;
+
+/**
+ * Each consumer group dead-letters into a topic of its own: the embedded log has one
+ * writer per topic, and several consumer processes may each meet bad records.
+ */
+export function deadLetterTopic(group: string): string {
+  return `dead-letter.${group}`;
+}
 
 export type TopicName = (typeof Topics)[keyof typeof Topics];
 

@@ -6,7 +6,7 @@ export const registry = new Registry();
 
 export const deadLetterCounter = new Counter({
   name: 'recmaster_dead_letters_total',
-  help: 'Invalid events sent to the dead-letter topic instead of being processed',
+  help: 'Invalid events sent to a dead-letter topic instead of being processed',
   labelNames: ['topic', 'kind'] as const,
   registers: [registry],
 });
