@@ -202,7 +202,7 @@ async function runSimulate(dataDir: string, opts: SimulateOptions): Promise<void
   const showBar = opts.progress && process.stderr.isTTY && !opts.json;
   const bar = new SingleBar({
     format:
-      'simulating |{bar}| {percentage}% · {simulated}/{duration} event-time s · {events} events · {rate} ev/s',
+      'simulating |{bar}| {percentage}% · {simulated}/{total} event-time s · {events} events · {rate} ev/s',
     hideCursor: true,
   });
   const wallStart = performance.now();
@@ -224,8 +224,7 @@ async function runSimulate(dataDir: string, opts: SimulateOptions): Promise<void
       );
     }
   };
-  if (showBar)
-    bar.start(opts.duration, 0, { simulated: 0, duration: opts.duration, events: 0, rate: 0 });
+  if (showBar) bar.start(opts.duration, 0, { simulated: 0, events: 0, rate: 0 });
   let stats: SimStats;
   try {
     stats = await simulator.run({
