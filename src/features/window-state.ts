@@ -1,0 +1,460 @@
+// Per-key aggregation state of one aggregate feature, in event time, engine-independent and pure
+// (no clocks, no I/O). The embedded engine keeps one state per (feature, key), feeds it events
+// with the current watermark, reads it when serving, and snapshots `serialize()` together with
+// the consumer offsets (exactly-once: restore the snapshot, resume from its offsets).
+//
+// - add(eventTimeMs, value, watermarkMs) -> 'applied' | 'late'. 'late' means the event can no
+//   longer change any read as of the watermark or later: the state is left as it was and the
+//   caller counts it. Sliding/tumbling windows refuse events older than the window as of the
+//   watermark; a full last-N sequence refuses events older than all it holds (they would fall off
+//   at once). Decayed and unbounded aggregates take any event exactly (their closed form does not
+//   depend on arrival order), as Flink's unbounded aggregations do.
+// - read(asOfMs): the value as of asOfMs, exact for any asOf at or after the watermark. States
+//   keep no history beyond that: a sliding window reads an earlier asOf as of the oldest window
+//   it still holds; decayed, unbounded and last-N states read it as of their newest event.
+// - maxEventTimeMs: the newest event time included (freshness, TTL), null while empty.
+import { z } from 'zod';
+import { RecmasterError } from '../errors.js';
+import type { AggregateFeature } from './definitions.js';
+
+export type AddResult = 'applied' | 'late';
+/** Which of the two running numbers a numeric state reports. */
+export type Measure = 'count' | 'sum';
+
+const eventTime = z.number().int().nonnegative();
+const maxTs = eventTime.nullable();
+
+const SlidingJson = z.strictObject({
+  kind: z.literal('sliding'),
+  sizeMs: z.number().int().positive(),
+  slideMs: z.number().int().positive(),
+  measure: z.enum(['count', 'sum']),
+  maxEventTimeMs: maxTs,
+  /** Non-empty buckets, oldest first: [bucket index = floor(ts / slideMs), sum, count]. */
+  buckets: z.array(
+    z.tuple([z.number().int().nonnegative(), z.number().finite(), z.number().int()]),
+  ),
+});
+const DecayedJson = z.strictObject({
+  kind: z.literal('decayed'),
+  halfLifeMs: z.number().int().positive(),
+  measure: z.enum(['count', 'sum']),
+  maxEventTimeMs: maxTs,
+  /** The decayed total as of maxEventTimeMs (its reference time). */
+  value: z.number().finite(),
+});
+const UnboundedJson = z.strictObject({
+  kind: z.literal('unbounded'),
+  measure: z.enum(['count', 'sum']),
+  maxEventTimeMs: maxTs,
+  sum: z.number().finite(),
+  count: z.number().int().nonnegative(),
+});
+const LastNJson = z.strictObject({
+  kind: z.literal('last_n'),
+  n: z.number().int().positive(),
+  dedupeConsecutive: z.boolean(),
+  maxEventTimeMs: maxTs,
+  /** [event time, item id], oldest first. */
+  entries: z.array(z.tuple([eventTime, z.string()])),
+});
+export const StateJson = z.discriminatedUnion('kind', [
+  SlidingJson,
+  DecayedJson,
+  UnboundedJson,
+  LastNJson,
+]);
+export type StateJson = z.infer<typeof StateJson>;
+
+function later(a: number | null, b: number): number {
+  return a === null || b > a ? b : a;
+}
+
+/** Engine settings a state needs that are not part of the feature definition. */
+export interface StateOptions {
+  /**
+   * How far the watermark the engine passes to `add` may trail the newest event time it has
+   * seen (its bounded out-of-orderness). A sliding window keeps floor(lateness / slide) + 1
+   * buckets beyond its size, so that every window ending at or after the watermark can be read
+   * exactly and every event not older than the watermark's window is applied. Default 0.
+   */
+  allowedLatenessMs?: number;
+}
+
+/**
+ * Sliding (hopping) window as a ring buffer of slide-sized buckets; a tumbling window is the
+ * case slideMs = sizeMs. Read as of t: the sum over the k = sizeMs / slideMs buckets ending with
+ * the bucket of t, i.e. events in [e - sizeMs, e), e = (floor(t / slideMs) + 1) * slideMs; reads
+ * cost O(k + extra). The ring holds k + extra buckets, extra = floor(allowedLateness / slide) + 1,
+ * so any t with a bucket from (newest bucket - extra) on reads exactly; an earlier t is read as
+ * of that bucket. An event is late when it is older than the window as of the watermark (it can
+ * only have counted in windows already past), or when it is older than the ring can hold (the
+ * watermark trails by more than the declared lateness).
+ */
+export class SlidingWindowState {
+  readonly kind = 'sliding';
+  readonly sizeMs: number;
+  readonly slideMs: number;
+  readonly measure: Measure;
+  readonly allowedLatenessMs: number;
+  private readonly k: number;
+  private readonly extra: number;
+  private readonly cap: number;
+  private readonly idx: Float64Array;
+  private readonly sums: Float64Array;
+  private readonly counts: Float64Array;
+  private head: number | null = null;
+  private maxTs: number | null = null;
+
+  constructor(sizeMs: number, slideMs: number, measure: Measure, options: StateOptions = {}) {
+    if (!(sizeMs > 0 && slideMs > 0 && sizeMs % slideMs === 0)) {
+      throw new RecmasterError('E_CONFIG', `slideMs ${slideMs} must divide sizeMs ${sizeMs}`);
+    }
+    const lateness = options.allowedLatenessMs ?? 0;
+    if (!(lateness >= 0 && Number.isFinite(lateness))) {
+      throw new RecmasterError('E_CONFIG', `allowedLatenessMs must be >= 0, got ${lateness}`);
+    }
+    this.sizeMs = sizeMs;
+    this.slideMs = slideMs;
+    this.measure = measure;
+    this.allowedLatenessMs = lateness;
+    this.k = sizeMs / slideMs;
+    this.extra = Math.floor(lateness / slideMs) + 1;
+    this.cap = this.k + this.extra;
+    this.idx = new Float64Array(this.cap).fill(-1);
+    this.sums = new Float64Array(this.cap);
+    this.counts = new Float64Array(this.cap);
+  }
+
+  get maxEventTimeMs(): number | null {
+    return this.maxTs;
+  }
+
+  private bucket(t: number): number {
+    return Math.floor(t / this.slideMs);
+  }
+
+  add(eventTimeMs: number, value: number, watermarkMs: number): AddResult {
+    const b = this.bucket(eventTimeMs);
+    if (b < this.bucket(Math.max(watermarkMs, 0)) - this.k + 1) return 'late';
+    if (this.head !== null && b <= this.head - this.cap) return 'late';
+    const slot = b % this.cap;
+    if (this.idx[slot] !== b) {
+      // The slot holds an older bucket (b - j * cap) that slid out of the ring.
+      this.idx[slot] = b;
+      this.sums[slot] = 0;
+      this.counts[slot] = 0;
+    }
+    this.sums[slot] = (this.sums[slot] ?? 0) + value;
+    this.counts[slot] = (this.counts[slot] ?? 0) + 1;
+    this.head = later(this.head, b);
+    this.maxTs = later(this.maxTs, eventTimeMs);
+    return 'applied';
+  }
+
+  read(asOfMs: number): number {
+    if (this.head === null) return 0;
+    const end = Math.max(this.bucket(Math.max(asOfMs, 0)), this.head - this.extra);
+    const start = end - this.k + 1;
+    const values = this.measure === 'sum' ? this.sums : this.counts;
+    let total = 0;
+    for (let i = 0; i < this.cap; i++) {
+      const b = this.idx[i] ?? -1;
+      if (b >= start && b <= end) total += values[i] ?? 0;
+    }
+    return total;
+  }
+
+  serialize(): StateJson {
+    const buckets: [number, number, number][] = [];
+    if (this.head !== null) {
+      const oldest = this.head - this.cap + 1;
+      for (let i = 0; i < this.cap; i++) {
+        const b = this.idx[i] ?? -1;
+        if (b >= oldest) buckets.push([b, this.sums[i] ?? 0, this.counts[i] ?? 0]);
+      }
+    }
+    buckets.sort((x, y) => x[0] - y[0]);
+    return {
+      kind: 'sliding',
+      sizeMs: this.sizeMs,
+      slideMs: this.slideMs,
+      measure: this.measure,
+      maxEventTimeMs: this.maxTs,
+      buckets,
+    };
+  }
+
+  /** Restores buckets; with a smaller lateness than when saved, the oldest buckets are dropped. */
+  static fromJson(
+    json: z.infer<typeof SlidingJson>,
+    options: StateOptions = {},
+  ): SlidingWindowState {
+    const state = new SlidingWindowState(json.sizeMs, json.slideMs, json.measure, options);
+    const head = json.buckets.reduce((h, [b]) => Math.max(h, b), -1);
+    for (const [b, sum, count] of json.buckets) {
+      if (b <= head - state.cap) continue;
+      const slot = b % state.cap;
+      state.idx[slot] = b;
+      state.sums[slot] = sum;
+      state.counts[slot] = count;
+    }
+    state.head = head < 0 ? null : head;
+    state.maxTs = json.maxEventTimeMs;
+    return state;
+  }
+}
+
+/**
+ * Exponentially decayed counter: the total as of its reference time (the newest event), decayed
+ * lazily: sum of v_i * 2^(-(t - t_i) / halfLife) read at t. An older event is added already
+ * decayed to the reference time, so the value does not depend on arrival order.
+ */
+export class DecayedState {
+  readonly kind = 'decayed';
+  readonly halfLifeMs: number;
+  readonly measure: Measure;
+  private value = 0;
+  private ref: number | null = null;
+
+  constructor(halfLifeMs: number, measure: Measure) {
+    this.halfLifeMs = halfLifeMs;
+    this.measure = measure;
+  }
+
+  get maxEventTimeMs(): number | null {
+    return this.ref;
+  }
+
+  private decay(dtMs: number): number {
+    return 2 ** (-dtMs / this.halfLifeMs);
+  }
+
+  add(eventTimeMs: number, value: number, _watermarkMs: number): AddResult {
+    const v = this.measure === 'count' ? 1 : value;
+    if (this.ref === null || eventTimeMs >= this.ref) {
+      this.value = this.ref === null ? v : this.value * this.decay(eventTimeMs - this.ref) + v;
+      this.ref = eventTimeMs;
+    } else {
+      this.value += v * this.decay(this.ref - eventTimeMs);
+    }
+    return 'applied';
+  }
+
+  read(asOfMs: number): number {
+    if (this.ref === null) return 0;
+    return this.value * this.decay(Math.max(0, asOfMs - this.ref));
+  }
+
+  serialize(): StateJson {
+    return {
+      kind: 'decayed',
+      halfLifeMs: this.halfLifeMs,
+      measure: this.measure,
+      maxEventTimeMs: this.ref,
+      value: this.value,
+    };
+  }
+
+  static fromJson(json: z.infer<typeof DecayedJson>): DecayedState {
+    const state = new DecayedState(json.halfLifeMs, json.measure);
+    state.value = json.maxEventTimeMs === null ? 0 : json.value;
+    state.ref = json.maxEventTimeMs;
+    return state;
+  }
+}
+
+/** Count or sum since the state was created (until TTL drops it). */
+export class UnboundedState {
+  readonly kind = 'unbounded';
+  readonly measure: Measure;
+  private sum = 0;
+  private count = 0;
+  private maxTs: number | null = null;
+
+  constructor(measure: Measure) {
+    this.measure = measure;
+  }
+
+  get maxEventTimeMs(): number | null {
+    return this.maxTs;
+  }
+
+  add(eventTimeMs: number, value: number, _watermarkMs: number): AddResult {
+    this.sum += value;
+    this.count += 1;
+    this.maxTs = later(this.maxTs, eventTimeMs);
+    return 'applied';
+  }
+
+  read(_asOfMs: number): number {
+    return this.measure === 'sum' ? this.sum : this.count;
+  }
+
+  serialize(): StateJson {
+    return {
+      kind: 'unbounded',
+      measure: this.measure,
+      maxEventTimeMs: this.maxTs,
+      sum: this.sum,
+      count: this.count,
+    };
+  }
+
+  static fromJson(json: z.infer<typeof UnboundedJson>): UnboundedState {
+    const state = new UnboundedState(json.measure);
+    state.sum = json.sum;
+    state.count = json.count;
+    state.maxTs = json.maxEventTimeMs;
+    return state;
+  }
+}
+
+/**
+ * The item ids of the n newest events in event time (equal times in arrival order), oldest
+ * first. An event older than every entry of a full sequence is late (it would fall off at once).
+ * With dedupeConsecutive, an event whose predecessor in time order has the same item replaces it
+ * (keeps the later time): exact for in-order arrival; an out-of-order event is compared with its
+ * predecessor only, so it may sit next to an equal successor.
+ */
+export class LastNState {
+  readonly kind = 'last_n';
+  readonly n: number;
+  readonly dedupeConsecutive: boolean;
+  private times: number[] = [];
+  private ids: string[] = [];
+  private maxTs: number | null = null;
+
+  constructor(n: number, dedupeConsecutive: boolean) {
+    this.n = n;
+    this.dedupeConsecutive = dedupeConsecutive;
+  }
+
+  get maxEventTimeMs(): number | null {
+    return this.maxTs;
+  }
+
+  add(eventTimeMs: number, itemId: string, _watermarkMs: number): AddResult {
+    // Insertion point: after every entry with time <= eventTimeMs (binary search).
+    let lo = 0;
+    let hi = this.times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.times[mid] ?? 0) <= eventTimeMs) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === 0 && this.times.length >= this.n) return 'late';
+    if (this.dedupeConsecutive && lo > 0 && this.ids[lo - 1] === itemId) {
+      this.times[lo - 1] = eventTimeMs;
+    } else {
+      this.times.splice(lo, 0, eventTimeMs);
+      this.ids.splice(lo, 0, itemId);
+      if (this.times.length > this.n) {
+        this.times.shift();
+        this.ids.shift();
+      }
+    }
+    this.maxTs = later(this.maxTs, eventTimeMs);
+    return 'applied';
+  }
+
+  read(_asOfMs: number): string[] {
+    return [...this.ids];
+  }
+
+  serialize(): StateJson {
+    return {
+      kind: 'last_n',
+      n: this.n,
+      dedupeConsecutive: this.dedupeConsecutive,
+      maxEventTimeMs: this.maxTs,
+      entries: this.times.map((t, i) => [t, this.ids[i] ?? '']),
+    };
+  }
+
+  static fromJson(json: z.infer<typeof LastNJson>): LastNState {
+    const state = new LastNState(json.n, json.dedupeConsecutive);
+    const entries = json.entries.slice(-json.n);
+    state.times = entries.map((e) => e[0]);
+    state.ids = entries.map((e) => e[1]);
+    state.maxTs = json.maxEventTimeMs;
+    return state;
+  }
+}
+
+export type NumericState = SlidingWindowState | DecayedState | UnboundedState;
+export type FeatureState = NumericState | LastNState;
+
+/** A fresh, empty state for one aggregate feature. */
+export function createState(def: AggregateFeature, options: StateOptions = {}): FeatureState {
+  const agg = def.aggregation;
+  if (agg.kind === 'last_n') return new LastNState(agg.n, agg.dedupeConsecutive);
+  const measure: Measure = agg.kind;
+  const w = def.window;
+  switch (w.kind) {
+    case 'sliding':
+      return new SlidingWindowState(w.sizeMs, w.slideMs, measure, options);
+    case 'tumbling':
+      return new SlidingWindowState(w.sizeMs, w.sizeMs, measure, options);
+    case 'decayed':
+      return new DecayedState(w.halfLifeMs, measure);
+    case 'unbounded':
+      return new UnboundedState(measure);
+  }
+}
+
+/**
+ * Restores a state from `serialize()` output (plain JSON, e.g. after JSON.parse). Refuses (E_CONFIG)
+ * JSON that is malformed or was made for a different definition (window or aggregation changed:
+ * the state must be rebuilt from the log, not reinterpreted).
+ */
+export function deserializeState(
+  def: AggregateFeature,
+  json: unknown,
+  options: StateOptions = {},
+): FeatureState {
+  const parsed = StateJson.safeParse(json);
+  if (!parsed.success) {
+    throw new RecmasterError('E_CONFIG', `feature ${def.name}: invalid state snapshot`, {
+      cause: parsed.error,
+    });
+  }
+  const fresh = JSON.stringify(shape(createState(def).serialize()));
+  if (JSON.stringify(shape(parsed.data)) !== fresh) {
+    throw new RecmasterError(
+      'E_CONFIG',
+      `feature ${def.name}: state snapshot was made for a different definition`,
+    );
+  }
+  const s = parsed.data;
+  switch (s.kind) {
+    case 'sliding':
+      return SlidingWindowState.fromJson(s, options);
+    case 'decayed':
+      return DecayedState.fromJson(s);
+    case 'unbounded':
+      return UnboundedState.fromJson(s);
+    case 'last_n':
+      return LastNState.fromJson(s);
+  }
+}
+
+/** The parameters of a snapshot (what must match the definition), without its data. */
+function shape(s: StateJson): Record<string, unknown> {
+  switch (s.kind) {
+    case 'sliding':
+      return { kind: s.kind, sizeMs: s.sizeMs, slideMs: s.slideMs, measure: s.measure };
+    case 'decayed':
+      return { kind: s.kind, halfLifeMs: s.halfLifeMs, measure: s.measure };
+    case 'unbounded':
+      return { kind: s.kind, measure: s.measure };
+    case 'last_n':
+      return { kind: s.kind, n: s.n, dedupeConsecutive: s.dedupeConsecutive };
+  }
+}
+
+/** True when the key's state may be dropped: no event within ttlMs before the watermark. */
+export function isExpired(state: FeatureState, ttlMs: number, watermarkMs: number): boolean {
+  const t = state.maxEventTimeMs;
+  return t !== null && t + ttlMs <= watermarkMs;
+}
