@@ -47,13 +47,21 @@ export class EventPublisher {
       list.push({ key: keyOf(event), value: encodeEvent(event), index });
     });
     const results: AppendResult[] = new Array(events.length);
+    const append = async (
+      topic: string,
+      records: { key: string; value: Uint8Array; index: number }[],
+    ) => {
+      const appended = await this.bus.append(topic, records);
+      records.forEach((r, i) => {
+        results[r.index] = appended[i] as AppendResult;
+      });
+    };
+    // Items first: a reader that sees an impression or click of an item can then be
+    // sure the item's upsert is already readable (the feature engine relies on it).
+    const items = byTopic.get(Topics.items);
+    if (items) await append(Topics.items, items);
     await Promise.all(
-      [...byTopic].map(async ([topic, records]) => {
-        const appended = await this.bus.append(topic, records);
-        records.forEach((r, i) => {
-          results[r.index] = appended[i] as AppendResult;
-        });
-      }),
+      [...byTopic].filter(([t]) => t !== Topics.items).map(([t, r]) => append(t, r)),
     );
     return results;
   }

@@ -34,6 +34,12 @@ const SlidingJson = z.strictObject({
   buckets: z.array(
     z.tuple([z.number().int().nonnegative(), z.number().finite(), z.number().int()]),
   ),
+  /**
+   * The running [sum, count] of the window ending at the newest bucket, kept as it was
+   * accumulated: recomputing it could differ in the last bits of a float sum, and a
+   * restored state must continue exactly as the original would have.
+   */
+  headTotals: z.tuple([z.number().finite(), z.number().int()]).optional(),
 });
 const DecayedJson = z.strictObject({
   kind: z.literal('decayed'),
@@ -105,6 +111,9 @@ export class SlidingWindowState {
   private readonly counts: Float64Array;
   private head: number | null = null;
   private maxTs: number | null = null;
+  /** Running totals of the window ending at `head` (the read the engine makes most). */
+  private headSum = 0;
+  private headCount = 0;
 
   constructor(sizeMs: number, slideMs: number, measure: Measure, options: StateOptions = {}) {
     if (!(sizeMs > 0 && slideMs > 0 && sizeMs % slideMs === 0)) {
@@ -138,6 +147,7 @@ export class SlidingWindowState {
     const b = this.bucket(eventTimeMs);
     if (b < this.bucket(Math.max(watermarkMs, 0)) - this.k + 1) return 'late';
     if (this.head !== null && b <= this.head - this.cap) return 'late';
+    if (this.head === null || b > this.head) this.advanceHead(b);
     const slot = b % this.cap;
     if (this.idx[slot] !== b) {
       // The slot holds an older bucket (b - j * cap) that slid out of the ring.
@@ -147,14 +157,47 @@ export class SlidingWindowState {
     }
     this.sums[slot] = (this.sums[slot] ?? 0) + value;
     this.counts[slot] = (this.counts[slot] ?? 0) + 1;
-    this.head = later(this.head, b);
+    if (b > (this.head as number) - this.k) {
+      this.headSum += value;
+      this.headCount += 1;
+    }
     this.maxTs = later(this.maxTs, eventTimeMs);
     return 'applied';
+  }
+
+  /** Moves the head window to end at bucket b, taking out the buckets that slide out of it. */
+  private advanceHead(b: number): void {
+    if (this.head !== null) {
+      const newStart = b - this.k + 1;
+      for (let i = 0; i < this.cap; i++) {
+        const bucket = this.idx[i] ?? -1;
+        if (bucket > this.head - this.k && bucket <= this.head && bucket < newStart) {
+          this.headSum -= this.sums[i] ?? 0;
+          this.headCount -= this.counts[i] ?? 0;
+        }
+      }
+    }
+    this.head = b;
+  }
+
+  /** Recomputes the head totals from the buckets (after a restore). */
+  private recomputeHead(): void {
+    this.headSum = 0;
+    this.headCount = 0;
+    if (this.head === null) return;
+    for (let i = 0; i < this.cap; i++) {
+      const bucket = this.idx[i] ?? -1;
+      if (bucket > this.head - this.k && bucket <= this.head) {
+        this.headSum += this.sums[i] ?? 0;
+        this.headCount += this.counts[i] ?? 0;
+      }
+    }
   }
 
   read(asOfMs: number): number {
     if (this.head === null) return 0;
     const end = Math.max(this.bucket(Math.max(asOfMs, 0)), this.head - this.extra);
+    if (end === this.head) return this.measure === 'sum' ? this.headSum : this.headCount;
     const start = end - this.k + 1;
     const values = this.measure === 'sum' ? this.sums : this.counts;
     let total = 0;
@@ -182,6 +225,7 @@ export class SlidingWindowState {
       measure: this.measure,
       maxEventTimeMs: this.maxTs,
       buckets,
+      headTotals: [this.headSum, this.headCount],
     };
   }
 
@@ -201,6 +245,8 @@ export class SlidingWindowState {
     }
     state.head = head < 0 ? null : head;
     state.maxTs = json.maxEventTimeMs;
+    if (json.headTotals) [state.headSum, state.headCount] = json.headTotals;
+    else state.recomputeHead();
     return state;
   }
 }
@@ -360,6 +406,11 @@ export class LastNState {
 
   read(_asOfMs: number): string[] {
     return [...this.ids];
+  }
+
+  /** [event time, item id], oldest first (to merge several sequences). */
+  entriesWithTime(): [number, string][] {
+    return this.times.map((t, i) => [t, this.ids[i] ?? '']);
   }
 
   serialize(): StateJson {

@@ -1,0 +1,496 @@
+// The embedded streaming feature engine. It consumes behaviour events (impressions,
+// clicks, watches) and item upserts from the bus, keeps event-time window states per
+// feature and key, and writes the changed rows to the feature store after every batch.
+//
+// Determinism, which exactly-once and replay rest on: state is kept per input stream
+// (topic partition), and each stream's watermark is its own newest event time minus the
+// allowed lateness. So what a stream's states hold is a function of that stream's records
+// alone, whatever the interleaving with other streams, the batch sizes or restarts. A row
+// is the sum of its keys' per-stream states read as of the key's newest event time. The
+// store is only ever overwritten with such rows, never incremented, and a checkpoint
+// stores states together with the positions they correspond to: after kill -9 the engine
+// restores the checkpoint, replays from its positions, and ends with the same rows as a
+// run that was never interrupted; a rebuild from offset 0 ends with the same rows too.
+import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
+import { Histogram as PromHistogram } from 'prom-client';
+import type { Bus, ConsumedRecord, Positions } from '../bus/bus.js';
+import type { Event } from '../events/schemas.js';
+import { EventSubscriber } from '../events/subscriber.js';
+import { Topics } from '../events/topics.js';
+import type { FeatureRow, FeatureStore, FeatureValue, RowWrite } from '../store/store.js';
+import { registry } from '../util/metrics.js';
+import {
+  type CheckpointChanges,
+  CheckpointStore,
+  type SavedKey,
+  type StreamMeta,
+} from './checkpoint.js';
+import {
+  type AggregateFeature,
+  contributionOf,
+  type DerivedFeature,
+  type Entity,
+  FEATURES,
+  type FeatureDefinition,
+  ratioValue,
+} from './definitions.js';
+import {
+  createState,
+  deserializeState,
+  type FeatureState,
+  isExpired,
+  type LastNState,
+  type NumericState,
+} from './window-state.js';
+
+export interface FeatureEngineOptions {
+  bus: Bus;
+  store: FeatureStore;
+  /** Directory of the engine's checkpoint (LMDB). */
+  stateDir: string;
+  /** Consumer group name prefix. Default 'features'. */
+  group?: string;
+  /** How far behind a stream's newest event an event may be and still count. Default 5 s. */
+  allowedLatenessMs?: number;
+  /** Checkpoint at most this often (and on close). Default 1000 ms. */
+  checkpointIntervalMs?: number;
+  /** Records per batch. Default 2000. */
+  batchSize?: number;
+  features?: readonly FeatureDefinition[];
+  /** Drop expired keys of a stream every this many of its records. Default 5000. */
+  sweepEvery?: number;
+}
+
+export interface FeatureEngineStats {
+  events: number;
+  /** Events that came later than the allowed lateness for at least one windowed feature. */
+  lateEvents: number;
+  /** Behaviour events whose item had no known category (not counted for user×category). */
+  unknownCategory: number;
+  deadLetters: number;
+  items: number;
+  states: number;
+  rowsWritten: number;
+  batches: number;
+  freshnessP50Ms: number;
+  freshnessP99Ms: number;
+  freshnessMaxMs: number;
+}
+
+const freshnessMetric = new PromHistogram({
+  name: 'recmaster_feature_freshness_ms',
+  help: 'Wall time from an event entering the log to its features being visible in the store',
+  buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+  registers: [registry],
+});
+
+type BehaviourEvent = Extract<Event, { type: 'impression' | 'click' | 'watch' }>;
+type NumericFields = Partial<Record<'position' | 'watchedS' | 'durationS', number>>;
+
+/** All state of one key: per feature of its entity, per input stream. */
+interface KeyEntry {
+  entity: Entity;
+  key: string;
+  /** [feature index within the entity][stream index] */
+  states: (FeatureState | undefined)[][];
+}
+
+interface EntityFeatures {
+  aggregates: AggregateFeature[];
+  derived: DerivedFeature[];
+}
+
+export class FeatureEngine {
+  private readonly store: FeatureStore;
+  private readonly checkpoints: CheckpointStore;
+  private readonly behaviour: EventSubscriber;
+  private readonly items: EventSubscriber;
+  private readonly lateness: number;
+  private readonly checkpointInterval: number;
+  private readonly batchSize: number;
+  private readonly sweepEvery: number;
+  private readonly aggregates: AggregateFeature[];
+  /** Per source event type: the features it feeds, with their index within their entity. */
+  private readonly bySource = new Map<string, { def: AggregateFeature; index: number }[]>();
+  private readonly byEntity = new Map<Entity, EntityFeatures>();
+  /** Input streams (topic partitions) in order of first appearance; states index into it. */
+  private readonly streamIds: string[] = [];
+  private readonly streamIndex = new Map<string, number>();
+  private readonly streamMeta: StreamMeta[] = [];
+  private readonly keys = new Map<string, KeyEntry>();
+  private readonly catalogue = new Map<string, string>();
+  private readonly freshness: Histogram;
+  private readonly counters = {
+    events: 0,
+    lateEvents: 0,
+    unknownCategory: 0,
+    rowsWritten: 0,
+    batches: 0,
+  };
+  // Changes since the last checkpoint.
+  private readonly dirtyKeys = new Set<KeyEntry>();
+  private readonly dirtyCategories = new Map<string, string>();
+  private lastCheckpoint = 0;
+
+  private constructor(
+    options: FeatureEngineOptions,
+    checkpoints: CheckpointStore,
+    behaviour: EventSubscriber,
+    items: EventSubscriber,
+  ) {
+    this.store = options.store;
+    this.checkpoints = checkpoints;
+    this.behaviour = behaviour;
+    this.items = items;
+    this.lateness = options.allowedLatenessMs ?? 5000;
+    this.checkpointInterval = options.checkpointIntervalMs ?? 1000;
+    this.batchSize = options.batchSize ?? 2000;
+    this.sweepEvery = options.sweepEvery ?? 5000;
+    const features = options.features ?? FEATURES;
+    this.aggregates = features.filter((f): f is AggregateFeature => f.kind === 'aggregate');
+    for (const f of features) {
+      const group = this.byEntity.get(f.entity) ?? { aggregates: [], derived: [] };
+      if (f.kind === 'aggregate') {
+        for (const source of f.sources) {
+          const list = this.bySource.get(source) ?? [];
+          list.push({ def: f, index: group.aggregates.length });
+          this.bySource.set(source, list);
+        }
+        group.aggregates.push(f);
+      } else {
+        group.derived.push(f);
+      }
+      this.byEntity.set(f.entity, group);
+    }
+    this.freshness = buildHistogram({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 3_600_000,
+      numberOfSignificantValueDigits: 3,
+    });
+  }
+
+  /** Opens the engine, resuming from its checkpoint when there is one. */
+  static async open(options: FeatureEngineOptions): Promise<FeatureEngine> {
+    const group = options.group ?? 'features';
+    const checkpoints = await CheckpointStore.open(options.stateDir);
+    const behaviour = await EventSubscriber.create(options.bus, {
+      group,
+      topics: [Topics.impressions, Topics.feedback],
+    });
+    const items = await EventSubscriber.create(options.bus, {
+      group: `${group}.items`,
+      topics: [Topics.items],
+    });
+    const engine = new FeatureEngine(options, checkpoints, behaviour, items);
+    engine.restore();
+    return engine;
+  }
+
+  private restore(): void {
+    const meta = this.checkpoints.meta();
+    if (!meta) return;
+    seekAll(this.behaviour, meta.behaviour);
+    seekAll(this.items, meta.items);
+    for (const [id, m] of Object.entries(meta.streams)) this.stream(id).meta = { ...m };
+    for (const [entityKey, saved] of this.checkpoints.keys()) {
+      const sep = entityKey.indexOf(':');
+      const entity = entityKey.slice(0, sep) as Entity;
+      const group = this.byEntity.get(entity);
+      if (!group) continue; // an entity no feature uses any more
+      const entry: KeyEntry = { entity, key: entityKey.slice(sep + 1), states: [] };
+      for (const [streamId, feature, json] of saved) {
+        const index = group.aggregates.findIndex((f) => f.name === feature);
+        const def = group.aggregates[index];
+        if (!def) continue; // a feature removed from the catalogue since
+        const perStream = (entry.states[index] ??= []);
+        perStream[this.stream(streamId).index] = deserializeState(def, json, {
+          allowedLatenessMs: this.lateness,
+        });
+      }
+      this.keys.set(entityKey, entry);
+    }
+    for (const [itemId, category] of this.checkpoints.categories())
+      this.catalogue.set(itemId, category);
+    for (const k of Object.keys(this.counters) as (keyof typeof this.counters)[]) {
+      this.counters[k] = meta.counters[k] ?? 0;
+    }
+  }
+
+  private stream(id: string): { index: number; meta: StreamMeta } {
+    let index = this.streamIndex.get(id);
+    if (index === undefined) {
+      index = this.streamIds.length;
+      this.streamIds.push(id);
+      this.streamIndex.set(id, index);
+      this.streamMeta.push({ maxTs: null, processed: 0 });
+    }
+    const streamMeta = this.streamMeta;
+    return {
+      index,
+      get meta() {
+        return streamMeta[index] as StreamMeta;
+      },
+      set meta(m: StreamMeta) {
+        streamMeta[index] = m;
+      },
+    };
+  }
+
+  /**
+   * Processes one batch (waiting up to `timeoutMs` for it); resolves with the number of
+   * behaviour records consumed once their rows are visible in the store.
+   */
+  async step(timeoutMs = 100): Promise<number> {
+    const received = await this.behaviour.poll({ maxRecords: this.batchSize, timeoutMs });
+    if (received.length > 0) {
+      // Item upserts are appended before any behaviour that shows the item (the
+      // publisher orders it so), so draining them now makes every category known.
+      await this.drainItems();
+      const touched = new Set<KeyEntry>();
+      for (const { event, record } of received)
+        this.apply(event as BehaviourEvent, record, touched);
+      const rows: RowWrite[] = [];
+      for (const entry of touched) {
+        const row = this.materialize(entry);
+        if (row === null) this.keys.delete(`${entry.entity}:${entry.key}`);
+        rows.push({ entity: entry.entity, key: entry.key, row });
+      }
+      await this.store.write(rows);
+      const now = Date.now();
+      for (const { record } of received) {
+        const ms = Math.max(1, now - record.appendTime);
+        this.freshness.recordValue(ms);
+        freshnessMetric.observe(ms);
+      }
+      this.counters.rowsWritten += rows.length;
+      this.counters.batches += 1;
+    }
+    if (Date.now() - this.lastCheckpoint >= this.checkpointInterval) await this.checkpoint();
+    return received.length;
+  }
+
+  /** Runs until the signal aborts, then checkpoints. */
+  async run(signal: AbortSignal, onBatch?: (stats: FeatureEngineStats) => void): Promise<void> {
+    while (!signal.aborted) {
+      const n = await this.step(100);
+      if (n > 0) onBatch?.(this.stats());
+    }
+    await this.checkpoint();
+  }
+
+  /** Processes everything in the log right now, then returns (backfill, tests, benchmarks). */
+  async catchUp(): Promise<void> {
+    while ((await this.step(0)) > 0) {
+      // keep going until a poll comes back empty
+    }
+    await this.drainItems();
+  }
+
+  private async drainItems(): Promise<void> {
+    for (;;) {
+      const batch = await this.items.poll({ maxRecords: 5000 });
+      if (batch.length === 0) return;
+      for (const { event } of batch) {
+        if (event.type !== 'item_upsert') continue;
+        if (this.catalogue.get(event.itemId) !== event.category) {
+          this.catalogue.set(event.itemId, event.category);
+          this.dirtyCategories.set(event.itemId, event.category);
+        }
+      }
+    }
+  }
+
+  private apply(event: BehaviourEvent, record: ConsumedRecord, touched: Set<KeyEntry>): void {
+    this.counters.events += 1;
+    const stream = this.stream(`${record.topic}/${record.partition}`);
+    const meta = stream.meta;
+    if (meta.maxTs === null || event.ts > meta.maxTs) meta.maxTs = event.ts;
+    const watermark = meta.maxTs - this.lateness;
+    let late = false;
+    let unknownCategory = false;
+    for (const { def, index } of this.bySource.get(event.type) ?? []) {
+      let key: string;
+      if (def.entity === 'user') key = event.userId;
+      else if (def.entity === 'item') key = event.itemId;
+      else {
+        const category = this.catalogue.get(event.itemId);
+        if (category === undefined) {
+          unknownCategory = true;
+          continue;
+        }
+        key = `${event.userId}|${category}`;
+      }
+      const entityKey = `${def.entity}:${key}`;
+      let entry = this.keys.get(entityKey);
+      if (!entry) {
+        entry = { entity: def.entity, key, states: [] };
+        this.keys.set(entityKey, entry);
+      }
+      const perStream = (entry.states[index] ??= []);
+      let state = perStream[stream.index];
+      if (!state) {
+        state = createState(def, { allowedLatenessMs: this.lateness });
+        perStream[stream.index] = state;
+      }
+      const agg = def.aggregation;
+      const result =
+        agg.kind === 'last_n'
+          ? (state as LastNState).add(event.ts, event.itemId, watermark)
+          : (state as NumericState).add(
+              event.ts,
+              agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
+              watermark,
+            );
+      if (result === 'late') late = true;
+      else this.dirtyKeys.add(entry);
+      touched.add(entry);
+    }
+    if (late) this.counters.lateEvents += 1;
+    if (unknownCategory) this.counters.unknownCategory += 1;
+    meta.processed += 1;
+    if (meta.processed % this.sweepEvery === 0) this.sweep(stream.index, watermark, touched);
+  }
+
+  /** Drops one stream's expired states (at its record counts, so a replay sweeps alike). */
+  private sweep(streamIndex: number, watermark: number, touched: Set<KeyEntry>): void {
+    for (const entry of this.keys.values()) {
+      const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
+      entry.states.forEach((perStream, fi) => {
+        const state = perStream[streamIndex];
+        if (state && isExpired(state, (defs[fi] as AggregateFeature).ttlMs, watermark)) {
+          perStream[streamIndex] = undefined;
+          this.dirtyKeys.add(entry);
+          touched.add(entry);
+        }
+      });
+    }
+  }
+
+  /** The row of one key: every feature of its entity, as of the key's newest event. */
+  private materialize(entry: KeyEntry): FeatureRow | null {
+    const group = this.byEntity.get(entry.entity) as EntityFeatures;
+    const states = entry.states;
+    let asOf = -1;
+    for (let fi = 0; fi < states.length; fi += 1) {
+      const perStream = states[fi];
+      if (perStream === undefined) continue;
+      for (let si = 0; si < perStream.length; si += 1) {
+        const t = perStream[si]?.maxEventTimeMs ?? null;
+        if (t !== null && t > asOf) asOf = t;
+      }
+    }
+    if (asOf < 0) return null;
+    const values: Record<string, FeatureValue> = {};
+    const aggregates = group.aggregates;
+    for (let fi = 0; fi < aggregates.length; fi += 1) {
+      const def = aggregates[fi] as AggregateFeature;
+      const perStream = states[fi];
+      if (def.aggregation.kind === 'last_n') {
+        const seqs: LastNState[] = [];
+        for (const s of perStream ?? []) if (s) seqs.push(s as LastNState);
+        values[def.name] = mergeLastN(seqs, def.aggregation.n);
+        continue;
+      }
+      let sum = 0;
+      if (perStream !== undefined) {
+        for (let si = 0; si < perStream.length; si += 1) {
+          const s = perStream[si];
+          if (s !== undefined) sum += (s as NumericState).read(asOf);
+        }
+      }
+      values[def.name] = sum;
+    }
+    for (const def of group.derived) {
+      const num = values[def.numerator];
+      const den = values[def.denominator];
+      values[def.name] =
+        typeof num === 'number' && typeof den === 'number' ? ratioValue(def, num, den) : null;
+    }
+    return { values, eventTimeMs: asOf };
+  }
+
+  /** Writes what changed since the last checkpoint, with the positions it corresponds to. */
+  async checkpoint(): Promise<void> {
+    const keys = new Map<string, SavedKey | null>();
+    for (const entry of this.dirtyKeys) {
+      const entityKey = `${entry.entity}:${entry.key}`;
+      const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
+      const saved: SavedKey = [];
+      entry.states.forEach((perStream, fi) => {
+        perStream?.forEach((state, si) => {
+          if (state)
+            saved.push([
+              this.streamIds[si] as string,
+              (defs[fi] as AggregateFeature).name,
+              state.serialize(),
+            ]);
+        });
+      });
+      keys.set(entityKey, saved.length > 0 ? saved : null);
+    }
+    const streams: Record<string, StreamMeta> = {};
+    this.streamIds.forEach((id, i) => {
+      streams[id] = { ...(this.streamMeta[i] as StreamMeta) };
+    });
+    const changes: CheckpointChanges = {
+      meta: {
+        behaviour: this.behaviour.consumer.positions(),
+        items: this.items.consumer.positions(),
+        streams,
+        counters: { ...this.counters },
+      },
+      keys,
+      categories: new Map(this.dirtyCategories),
+    };
+    this.dirtyKeys.clear();
+    this.dirtyCategories.clear();
+    await this.checkpoints.save(changes);
+    // The group offsets are informational (the checkpoint is what a restart resumes from).
+    await this.behaviour.commit();
+    await this.items.commit();
+    this.lastCheckpoint = Date.now();
+  }
+
+  stats(): FeatureEngineStats {
+    let states = 0;
+    for (const entry of this.keys.values()) {
+      for (const perStream of entry.states) for (const st of perStream ?? []) if (st) states += 1;
+    }
+    return {
+      ...this.counters,
+      deadLetters: this.behaviour.deadLetters + this.items.deadLetters,
+      items: this.catalogue.size,
+      states,
+      freshnessP50Ms: this.freshness.getValueAtPercentile(50),
+      freshnessP99Ms: this.freshness.getValueAtPercentile(99),
+      freshnessMaxMs: this.freshness.maxValue,
+    };
+  }
+
+  /** Clears the freshness histogram (e.g. after a warm-up). */
+  resetFreshness(): void {
+    this.freshness.reset();
+  }
+
+  async close(): Promise<void> {
+    await this.checkpoint();
+    await this.behaviour.close();
+    await this.items.close();
+    await this.checkpoints.close();
+  }
+}
+
+function seekAll(sub: EventSubscriber, positions: Positions): void {
+  for (const [topic, parts] of Object.entries(positions)) {
+    for (const [p, offset] of Object.entries(parts)) sub.consumer.seek(topic, Number(p), offset);
+  }
+}
+
+/** The newest n item ids over several last-N states, oldest first. */
+function mergeLastN(states: LastNState[], n: number): string[] {
+  if (states.length === 0) return [];
+  if (states.length === 1) return (states[0] as LastNState).read(0);
+  const all = states.flatMap((s) => s.entriesWithTime());
+  all.sort((a, b) => a[0] - b[0]);
+  return all.slice(-n).map(([, id]) => id);
+}

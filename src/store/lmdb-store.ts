@@ -1,0 +1,42 @@
+// The embedded feature store: LMDB through lmdb-js. Memory-mapped B+tree, so reads
+// are in-process memory lookups (no round trip at all), writes are transactions that
+// become visible atomically, and other processes on the same disk can read it too.
+import { mkdir } from 'node:fs/promises';
+import { type Database, open } from 'lmdb';
+import { type FeatureRow, type FeatureStore, type RowRef, type RowWrite, rowKey } from './store.js';
+
+export class LmdbFeatureStore implements FeatureStore {
+  readonly kind = 'embedded';
+  private readonly db: Database<FeatureRow, string>;
+
+  private constructor(db: Database<FeatureRow, string>) {
+    this.db = db;
+  }
+
+  static async open(path: string): Promise<LmdbFeatureStore> {
+    await mkdir(path, { recursive: true });
+    // noSync: a crash may lose the last writes, which the engine replays from the log.
+    return new LmdbFeatureStore(open<FeatureRow, string>({ path, noSync: true, cache: false }));
+  }
+
+  async write(rows: readonly RowWrite[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db.transaction(() => {
+      for (const r of rows) {
+        if (r.row === null) void this.db.remove(rowKey(r));
+        else void this.db.put(rowKey(r), r.row);
+      }
+    });
+  }
+
+  async getMany(refs: readonly RowRef[]): Promise<(FeatureRow | null)[]> {
+    const out: (FeatureRow | null)[] = new Array(refs.length);
+    for (let i = 0; i < refs.length; i += 1)
+      out[i] = this.db.get(rowKey(refs[i] as RowRef)) ?? null;
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,49 @@
+// The feature store on Redis: one string (JSON) per row, written in one pipelined
+// MULTI/EXEC per batch (readers see a batch all at once), read with one MGET.
+import { Redis } from 'ioredis';
+import { type FeatureRow, type FeatureStore, type RowRef, type RowWrite, rowKey } from './store.js';
+
+export class RedisFeatureStore implements FeatureStore {
+  readonly kind = 'redis';
+  private readonly redis: Redis;
+  private readonly prefix: string;
+
+  private constructor(redis: Redis, prefix: string) {
+    this.redis = redis;
+    this.prefix = prefix;
+  }
+
+  /** Connects (and fails fast with a clear error when Redis is not there). */
+  static async open(url: string, prefix = 'rm:f:'): Promise<RedisFeatureStore> {
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 2,
+      enableAutoPipelining: false,
+    });
+    await redis.connect();
+    return new RedisFeatureStore(redis, prefix);
+  }
+
+  async write(rows: readonly RowWrite[]): Promise<void> {
+    if (rows.length === 0) return;
+    const tx = this.redis.multi();
+    for (const r of rows) {
+      const key = this.prefix + rowKey(r);
+      if (r.row === null) tx.del(key);
+      else tx.set(key, JSON.stringify(r.row));
+    }
+    const results = await tx.exec();
+    const failed = results?.find(([err]) => err !== null);
+    if (results === null || failed) throw failed?.[0] ?? new Error('redis transaction aborted');
+  }
+
+  async getMany(refs: readonly RowRef[]): Promise<(FeatureRow | null)[]> {
+    if (refs.length === 0) return [];
+    const values = await this.redis.mget(refs.map((r) => this.prefix + rowKey(r)));
+    return values.map((v) => (v === null ? null : (JSON.parse(v) as FeatureRow)));
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit();
+  }
+}
