@@ -202,7 +202,7 @@ export class FeatureEngine {
         const index = group.aggregates.findIndex((f) => f.name === feature);
         const def = group.aggregates[index];
         if (!def) continue; // a feature removed from the catalogue since
-        const perStream = (entry.states[index] ??= []);
+        const perStream = statesOf(entry, index);
         perStream[this.stream(streamId).index] = deserializeState(def, json, {
           allowedLatenessMs: this.lateness,
         });
@@ -326,7 +326,7 @@ export class FeatureEngine {
         entry = { entity: def.entity, key, states: [] };
         this.keys.set(entityKey, entry);
       }
-      const perStream = (entry.states[index] ??= []);
+      const perStream = statesOf(entry, index);
       let state = perStream[stream.index];
       if (!state) {
         state = createState(def, { allowedLatenessMs: this.lateness });
@@ -478,6 +478,16 @@ export class FeatureEngine {
     await this.items.close();
     await this.checkpoints.close();
   }
+}
+
+/** The per-stream states of one feature of a key, created empty on first use. */
+function statesOf(entry: KeyEntry, featureIndex: number): (FeatureState | undefined)[] {
+  let perStream = entry.states[featureIndex];
+  if (perStream === undefined) {
+    perStream = [];
+    entry.states[featureIndex] = perStream;
+  }
+  return perStream;
 }
 
 function seekAll(sub: EventSubscriber, positions: Positions): void {
