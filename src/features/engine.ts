@@ -131,6 +131,7 @@ export class FeatureEngine {
   private readonly dirtyKeys = new Set<KeyEntry>();
   private readonly dirtyCategories = new Map<string, string>();
   private lastCheckpoint = 0;
+  private stepping = false;
 
   private constructor(
     options: FeatureEngineOptions,
@@ -241,6 +242,17 @@ export class FeatureEngine {
    * behaviour records consumed once their rows are visible in the store.
    */
   async step(timeoutMs = 100): Promise<number> {
+    if (this.stepping)
+      throw new Error('FeatureEngine.step is not reentrant: await the previous step');
+    this.stepping = true;
+    try {
+      return await this.stepOnce(timeoutMs);
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private async stepOnce(timeoutMs: number): Promise<number> {
     const received = await this.behaviour.poll({ maxRecords: this.batchSize, timeoutMs });
     if (received.length > 0) {
       // Item upserts are appended before any behaviour that shows the item (the
@@ -341,7 +353,8 @@ export class FeatureEngine {
               agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
               watermark,
             );
-      if (result === 'late') late = true;
+      // A full last-N refusing an old click is not lateness: it would fall off at once.
+      if (result === 'late' && agg.kind !== 'last_n') late = true;
       else this.dirtyKeys.add(entry);
       touched.add(entry);
     }

@@ -36,6 +36,10 @@ export class LmdbFeatureStore implements FeatureStore {
     return out;
   }
 
+  async *scan(): AsyncIterable<[string, FeatureRow]> {
+    for (const { key, value } of this.db.getRange()) yield [key, value];
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }

@@ -43,6 +43,20 @@ export class RedisFeatureStore implements FeatureStore {
     return values.map((v) => (v === null ? null : (JSON.parse(v) as FeatureRow)));
   }
 
+  async *scan(): AsyncIterable<[string, FeatureRow]> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await this.redis.mget(keys);
+      for (const [i, v] of values.entries()) {
+        if (v !== null)
+          yield [(keys[i] as string).slice(this.prefix.length), JSON.parse(v) as FeatureRow];
+      }
+    } while (cursor !== '0');
+  }
+
   async close(): Promise<void> {
     await this.redis.quit();
   }

@@ -28,6 +28,8 @@ export interface FeatureStore {
   write(rows: readonly RowWrite[]): Promise<void>;
   /** Rows in the order asked, null where absent. One round trip. */
   getMany(refs: readonly RowRef[]): Promise<(FeatureRow | null)[]>;
+  /** Every row as [`${entity}:${key}`, row] (inspection, tests); not for the serving path. */
+  scan(): AsyncIterable<[string, FeatureRow]>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,288 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { LogBus } from '../src/bus/index.js';
+import { EventPublisher } from '../src/events/publisher.js';
+import type { Event } from '../src/events/schemas.js';
+import { FeatureEngine } from '../src/features/engine.js';
+import { type SimConfigInput, Simulator } from '../src/sim/index.js';
+import { PublisherSink } from '../src/sim/publisher-sink.js';
+import type { EventSink } from '../src/sim/sink.js';
+import { LmdbFeatureStore } from '../src/store/lmdb-store.js';
+import { RedisFeatureStore } from '../src/store/redis-store.js';
+import type { FeatureRow, FeatureStore } from '../src/store/store.js';
+import { tempDir } from './helpers.js';
+import { startRedis } from './redis-server.js';
+
+const runner = fileURLToPath(new URL('./fixtures/feature-runner.ts', import.meta.url));
+const world: SimConfigInput = { users: 80, items: 300, seed: 5, requestsPerSecond: 10 };
+
+/** Simulates into a fresh log and keeps a copy of the events for brute-force checks. */
+async function simulate(
+  dir: string,
+  durationS: number,
+  config: SimConfigInput = world,
+): Promise<Event[]> {
+  const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+  const publisher = new EventPublisher(bus);
+  await publisher.ensureTopics();
+  const kept: Event[] = [];
+  const inner = new PublisherSink(publisher);
+  const sink: EventSink = {
+    emit: async (events) => {
+      kept.push(...events);
+      await inner.emit(events);
+    },
+  };
+  await new Simulator(config).run({ sink, durationS });
+  await bus.close();
+  return kept;
+}
+
+async function runEngine(dir: string, name: string, store?: FeatureStore, lateness?: number) {
+  const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+  const own = store ?? (await LmdbFeatureStore.open(path.join(dir, `${name}-store`)));
+  const engine = await FeatureEngine.open({
+    bus,
+    store: own,
+    stateDir: path.join(dir, `${name}-state`),
+    group: name,
+    ...(lateness === undefined ? {} : { allowedLatenessMs: lateness }),
+  });
+  await engine.catchUp();
+  const stats = engine.stats();
+  await engine.close();
+  await bus.close();
+  const rows = await allRows(own);
+  if (!store) await own.close();
+  return { rows, stats };
+}
+
+async function allRows(store: FeatureStore): Promise<Map<string, FeatureRow>> {
+  const rows = new Map<string, FeatureRow>();
+  for await (const [key, row] of store.scan()) rows.set(key, row);
+  return rows;
+}
+
+function hopWindowEnd(asOf: number, slideMs: number): number {
+  return (Math.floor(asOf / slideMs) + 1) * slideMs;
+}
+
+describe('feature engine', () => {
+  test('rows match a brute-force recomputation from the events', async () => {
+    const { dir, cleanup } = await tempDir();
+    const events = await simulate(dir, 1800);
+    const { rows, stats } = await runEngine(dir, 'features');
+    assert.equal(stats.lateEvents, 0, 'the simulator emits in event-time order');
+    assert.equal(stats.unknownCategory, 0, 'item upserts are readable before behaviour');
+    const behaviour = events.filter(
+      (e): e is Extract<Event, { type: 'impression' | 'click' | 'watch' }> =>
+        e.type === 'impression' || e.type === 'click' || e.type === 'watch',
+    );
+    assert.equal(stats.events, behaviour.length);
+    const byUser = new Map<string, typeof behaviour>();
+    for (const e of behaviour) {
+      const list = byUser.get(e.userId) ?? [];
+      list.push(e);
+      byUser.set(e.userId, list);
+    }
+    let checkedUsers = 0;
+    for (const [userId, mine] of byUser) {
+      const asOf = Math.max(...mine.map((e) => e.ts));
+      const row = rows.get(`user:${userId}`);
+      assert.ok(row, `row of ${userId}`);
+      assert.equal(row.eventTimeMs, asOf);
+      const inHop = (ts: number, size: number, slide: number) => {
+        const end = hopWindowEnd(asOf, slide);
+        return ts >= end - size && ts < end;
+      };
+      const clicks1h = mine.filter(
+        (e) => e.type === 'click' && inHop(e.ts, 3_600_000, 60_000),
+      ).length;
+      const imps1h = mine.filter(
+        (e) => e.type === 'impression' && inHop(e.ts, 3_600_000, 60_000),
+      ).length;
+      const imps24h = mine.filter(
+        (e) => e.type === 'impression' && inHop(e.ts, 86_400_000, 900_000),
+      ).length;
+      const watch1m = mine
+        .filter((e) => e.type === 'watch' && inHop(e.ts, 60_000, 5_000))
+        .reduce((s, e) => s + (e.type === 'watch' ? e.watchedS : 0), 0);
+      assert.equal(row.values.user_clicks_1h, clicks1h, `${userId} clicks 1h`);
+      assert.equal(row.values.user_impressions_1h, imps1h);
+      assert.equal(row.values.user_impressions_24h, imps24h);
+      assert.ok(Math.abs((row.values.user_watch_s_1m as number) - watch1m) < 1e-6);
+      assert.ok(
+        Math.abs((row.values.user_ctr_1h as number) - (clicks1h + 0.05 * 20) / (imps1h + 20)) <
+          1e-12,
+      );
+      const clicked: string[] = [];
+      for (const e of mine.filter((x) => x.type === 'click')) {
+        if (clicked.at(-1) !== e.itemId) clicked.push(e.itemId);
+        else clicked[clicked.length - 1] = e.itemId;
+      }
+      assert.deepEqual(row.values.user_last_clicks, clicked.slice(-50));
+      checkedUsers += 1;
+    }
+    assert.ok(checkedUsers > 50);
+    // Items: their events come from several partitions and are summed across them.
+    const byItem = new Map<string, typeof behaviour>();
+    for (const e of behaviour) {
+      const list = byItem.get(e.itemId) ?? [];
+      list.push(e);
+      byItem.set(e.itemId, list);
+    }
+    for (const [itemId, list] of [...byItem].slice(0, 100)) {
+      const asOf = Math.max(...list.map((e) => e.ts));
+      const end = hopWindowEnd(asOf, 60_000);
+      const clicks = list.filter(
+        (e) => e.type === 'click' && e.ts >= end - 3_600_000 && e.ts < end,
+      ).length;
+      assert.equal(
+        rows.get(`item:${itemId}`)?.values.item_clicks_1h,
+        clicks,
+        `${itemId} clicks 1h`,
+      );
+    }
+    await cleanup();
+  });
+
+  test('rebuilding from offset 0 gives exactly the rows of the live run', async () => {
+    const { dir, cleanup } = await tempDir();
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const publisher = new EventPublisher(bus);
+    await publisher.ensureTopics();
+    const store = await LmdbFeatureStore.open(path.join(dir, 'live-store'));
+    const engine = await FeatureEngine.open({
+      bus,
+      store,
+      stateDir: path.join(dir, 'live-state'),
+      group: 'live',
+    });
+    // Live: the engine follows the simulator as it writes (paced), in small, uneven batches.
+    const stop = new AbortController();
+    const following = engine.run(stop.signal);
+    await new Simulator({ ...world, disorderMs: 3000 }).run({
+      sink: new PublisherSink(publisher),
+      durationS: 240,
+      speed: 120,
+    });
+    stop.abort();
+    await following;
+    await engine.catchUp();
+    const liveStats = engine.stats();
+    await engine.close();
+    await bus.close();
+    const live = await allRows(store);
+    await store.close();
+    assert.ok(liveStats.batches > 5, `live run took ${liveStats.batches} batches`);
+
+    const rebuilt = await runEngine(dir, 'rebuild');
+    assert.equal(rebuilt.rows.size, live.size);
+    assert.deepEqual(rebuilt.rows, live);
+    assert.equal(rebuilt.stats.lateEvents, liveStats.lateEvents);
+    await cleanup();
+  });
+
+  test('kill -9 mid-stream and resume gives exactly the rows of an uninterrupted run', async () => {
+    const { dir, cleanup } = await tempDir();
+    await simulate(dir, 600, { ...world, disorderMs: 90_000 });
+    const reference = await runEngine(dir, 'reference');
+    assert.ok(reference.stats.lateEvents > 0, 'some events are later than the allowed lateness');
+
+    const stateDir = path.join(dir, 'crash-state');
+    const storeDir = path.join(dir, 'crash-store');
+    const stepsBeforeKill = [3, 9];
+    for (const steps of stepsBeforeKill) {
+      const outcome = await runRunner(path.join(dir, 'bus'), storeDir, stateDir, steps);
+      assert.equal(outcome, 'killed');
+    }
+    assert.equal(
+      await runRunner(path.join(dir, 'bus'), storeDir, stateDir, Number.POSITIVE_INFINITY),
+      'done',
+    );
+    const store = await LmdbFeatureStore.open(storeDir);
+    const crashed = await allRows(store);
+    await store.close();
+    assert.equal(crashed.size, reference.rows.size);
+    assert.deepEqual(crashed, reference.rows);
+    await cleanup();
+  });
+
+  test('late events beyond the allowed lateness are counted, not merged', async () => {
+    const { dir, cleanup } = await tempDir();
+    await simulate(dir, 600, { ...world, disorderMs: 120_000 });
+    const strict = await runEngine(dir, 'strict', undefined, 1000);
+    const lenient = await runEngine(dir, 'lenient', undefined, 150_000);
+    assert.ok(strict.stats.lateEvents > 0);
+    assert.equal(
+      lenient.stats.lateEvents,
+      0,
+      'nothing is later than 150 s when disorder is at most 120 s',
+    );
+    assert.equal(strict.stats.events, lenient.stats.events);
+    await cleanup();
+  });
+
+  test('the Redis store holds exactly the rows of the embedded store', async () => {
+    const redis = await startRedis();
+    const { dir, cleanup } = await tempDir();
+    try {
+      await simulate(dir, 600);
+      const embedded = await runEngine(dir, 'embedded');
+      const store = await RedisFeatureStore.open(redis.url);
+      const viaRedis = await runEngine(dir, 'redis', store);
+      // A ranking request: one user and many items in one call.
+      const items = [...embedded.rows.keys()].filter((k) => k.startsWith('item:')).slice(0, 200);
+      const got = await store.getMany([
+        { entity: 'user', key: 'u1' },
+        ...items.map((k) => ({ entity: 'item' as const, key: k.slice(5) })),
+        { entity: 'item', key: 'no-such-item' },
+      ]);
+      await store.close();
+      assert.deepEqual(viaRedis.rows, embedded.rows);
+      assert.deepEqual(got[0], embedded.rows.get('user:u1') ?? null);
+      assert.deepEqual(
+        got.slice(1, -1),
+        items.map((k) => embedded.rows.get(k)),
+      );
+      assert.equal(got.at(-1), null);
+    } finally {
+      await redis.stop();
+      await cleanup();
+    }
+  });
+});
+
+/** Runs the engine in a child; kills it with SIGKILL after `steps` batches (or lets it finish). */
+function runRunner(
+  busDir: string,
+  storeDir: string,
+  stateDir: string,
+  steps: number,
+): Promise<'killed' | 'done'> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', runner, busDir, storeDir, stateDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let seen = 0;
+    let stderr = '';
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      seen = (out.match(/^STEP/gm) ?? []).length;
+      if (seen >= steps) child.kill('SIGKILL');
+    });
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') resolve('killed');
+      else if (code === 0 && out.includes('DONE')) resolve('done');
+      else reject(new Error(`runner failed (${code ?? signal}): ${stderr}`));
+    });
+  });
+}
