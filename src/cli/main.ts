@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isRecmasterError } from '../errors.js';
+import { registerFeatures } from './commands/features.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerTail } from './commands/tail.js';
 import { registerTopics } from './commands/topics.js';
@@ -25,6 +26,7 @@ const program = new Command()
   .exitOverride();
 
 registerSimulate(program);
+registerFeatures(program);
 registerTopics(program);
 registerTail(program);
 

@@ -52,7 +52,7 @@ export interface FeatureEngineOptions {
   group?: string;
   /** How far behind a stream's newest event an event may be and still count. Default 5 s. */
   allowedLatenessMs?: number;
-  /** Checkpoint at most this often (and on close). Default 1000 ms. */
+  /** Checkpoint at most this often (and on close). Default 2000 ms. */
   checkpointIntervalMs?: number;
   /** Records per batch. Default 2000. */
   batchSize?: number;
@@ -69,7 +69,8 @@ export interface FeatureEngineStats {
   unknownCategory: number;
   deadLetters: number;
   items: number;
-  states: number;
+  /** Keys (user, item, user×category) with state. */
+  keys: number;
   rowsWritten: number;
   batches: number;
   freshnessP50Ms: number;
@@ -144,7 +145,7 @@ export class FeatureEngine {
     this.behaviour = behaviour;
     this.items = items;
     this.lateness = options.allowedLatenessMs ?? 5000;
-    this.checkpointInterval = options.checkpointIntervalMs ?? 1000;
+    this.checkpointInterval = options.checkpointIntervalMs ?? 2000;
     this.batchSize = options.batchSize ?? 2000;
     this.sweepEvery = options.sweepEvery ?? 5000;
     const features = options.features ?? FEATURES;
@@ -189,7 +190,15 @@ export class FeatureEngine {
 
   private restore(): void {
     const meta = this.checkpoints.meta();
-    if (!meta) return;
+    if (!meta) {
+      // No state yet: it must be built from the start of the log, whatever the group committed.
+      for (const sub of [this.behaviour, this.items]) {
+        for (const [topic, parts] of Object.entries(sub.consumer.positions())) {
+          for (const p of Object.keys(parts)) sub.consumer.seek(topic, Number(p), 0);
+        }
+      }
+      return;
+    }
     seekAll(this.behaviour, meta.behaviour);
     seekAll(this.items, meta.items);
     for (const [id, m] of Object.entries(meta.streams)) this.stream(id).meta = { ...m };
@@ -465,15 +474,11 @@ export class FeatureEngine {
   }
 
   stats(): FeatureEngineStats {
-    let states = 0;
-    for (const entry of this.keys.values()) {
-      for (const perStream of entry.states) for (const st of perStream ?? []) if (st) states += 1;
-    }
     return {
       ...this.counters,
       deadLetters: this.behaviour.deadLetters + this.items.deadLetters,
       items: this.catalogue.size,
-      states,
+      keys: this.keys.size,
       freshnessP50Ms: this.freshness.getValueAtPercentile(50),
       freshnessP99Ms: this.freshness.getValueAtPercentile(99),
       freshnessMaxMs: this.freshness.maxValue,
