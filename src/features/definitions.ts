@@ -344,6 +344,24 @@ const spans: Span[] = ['1m', '1h', '24h'];
 const USER_CTR_PRIOR = { mean: 0.05, weight: 20 };
 const ITEM_CTR_PRIOR = { mean: 0.05, weight: 100 };
 
+/** `<entity>_ctr_<span>`: clicks / impressions over the span, smoothed towards the prior. */
+function smoothedCtr(
+  entity: 'user' | 'item',
+  span: Span,
+  prior: { mean: number; weight: number },
+): DerivedFeature {
+  return {
+    kind: 'derived',
+    name: `${entity}_ctr_${span}`,
+    description: `the ${entity}'s click-through rate, last ${span}, smoothed towards ${prior.mean}`,
+    entity,
+    op: 'ratio',
+    numerator: `${entity}_clicks_${span}`,
+    denominator: `${entity}_impressions_${span}`,
+    prior,
+  };
+}
+
 const catalogue: FeatureDefinition[] = [
   ...spans.flatMap((s): FeatureDefinition[] => [
     windowed(`user_clicks_${s}`, `clicks by the user, last ${s}`, 'user', ['click'], count, s),
@@ -364,18 +382,7 @@ const catalogue: FeatureDefinition[] = [
       s,
     ),
   ]),
-  ...(['1h', '24h'] as const).map(
-    (s): DerivedFeature => ({
-      kind: 'derived',
-      name: `user_ctr_${s}`,
-      description: `the user's click-through rate, last ${s}, smoothed towards ${USER_CTR_PRIOR.mean}`,
-      entity: 'user',
-      op: 'ratio',
-      numerator: `user_clicks_${s}`,
-      denominator: `user_impressions_${s}`,
-      prior: USER_CTR_PRIOR,
-    }),
-  ),
+  ...(['1h', '24h'] as const).map((s) => smoothedCtr('user', s, USER_CTR_PRIOR)),
   windowed(
     'user_watches_24h',
     'watch events of the user, last 24h',
@@ -431,16 +438,7 @@ const catalogue: FeatureDefinition[] = [
       s,
     ),
     windowed(`item_clicks_${s}`, `clicks on the item, last ${s}`, 'item', ['click'], count, s),
-    {
-      kind: 'derived',
-      name: `item_ctr_${s}`,
-      description: `the item's click-through rate, last ${s}, smoothed towards ${ITEM_CTR_PRIOR.mean}`,
-      entity: 'item',
-      op: 'ratio',
-      numerator: `item_clicks_${s}`,
-      denominator: `item_impressions_${s}`,
-      prior: ITEM_CTR_PRIOR,
-    },
+    smoothedCtr('item', s, ITEM_CTR_PRIOR),
   ]),
   {
     kind: 'aggregate',
