@@ -120,7 +120,7 @@ async function runOnce(store: FeatureStore, dir: string) {
     freshnessMax: stats.freshnessMaxMs,
     lateEvents: stats.lateEvents,
     checkpoints: stats.checkpoints,
-    checkpointMaxMs: stats.checkpointMaxMs,
+    checkpointPauseMaxMs: stats.checkpointPauseMaxMs,
     getP50Ms: gets.getValueAtPercentile(50) / 1000,
     getP99Ms: gets.getValueAtPercentile(99) / 1000,
   };
@@ -157,7 +157,10 @@ try {
       redis_batch_get_p50_ms: viaRedis.getP50Ms,
       redis_batch_get_p99_ms: viaRedis.getP99Ms,
       late_events: embedded.lateEvents + viaRedis.lateEvents,
-      checkpoint_max_ms: Math.max(embedded.checkpointMaxMs, viaRedis.checkpointMaxMs),
+      checkpoint_pause_max_ms: Math.max(
+        embedded.checkpointPauseMaxMs,
+        viaRedis.checkpointPauseMaxMs,
+      ),
       machine: machine(),
     }),
   );

@@ -1,7 +1,7 @@
 // Typed reading side of the bus. Every record is decoded and validated; one that
 // fails goes to the group's dead-letter topic with the reason and is counted, and the
 // consumer carries on. Nothing invalid is dropped silently or crashes the reader.
-import type { Bus, ConsumedRecord, Consumer, PollOptions } from '../bus/bus.js';
+import type { Bus, ConsumedRecord, Consumer, PollOptions, Positions } from '../bus/bus.js';
 import { deadLetterCounter } from '../util/metrics.js';
 import { decodeEvent } from './codec.js';
 import type { Event } from './schemas.js';
@@ -63,8 +63,9 @@ export class EventSubscriber {
     return out;
   }
 
-  commit(): Promise<void> {
-    return this.consumer.commit();
+  /** Commits what was polled so far, or the given positions. */
+  commit(positions?: Positions): Promise<void> {
+    return this.consumer.commit(positions);
   }
 
   close(): Promise<void> {
