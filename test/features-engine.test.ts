@@ -181,6 +181,18 @@ describe('feature engine', () => {
 
     const rebuilt = await runEngine(dir, 'rebuild');
     assert.equal(rebuilt.rows.size, live.size);
+    for (const [k, v] of live) {
+      if (JSON.stringify(v) !== JSON.stringify(rebuilt.rows.get(k))) {
+        console.log(
+          'DIFF',
+          k,
+          JSON.stringify(v).slice(0, 300),
+          '\n     ',
+          JSON.stringify(rebuilt.rows.get(k)).slice(0, 300),
+        );
+        break;
+      }
+    }
     assert.deepEqual(rebuilt.rows, live);
     assert.equal(rebuilt.stats.lateEvents, liveStats.lateEvents);
     await cleanup();

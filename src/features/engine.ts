@@ -125,6 +125,11 @@ export class FeatureEngine {
   private readonly streamIds: string[] = [];
   private readonly streamIndex = new Map<string, number>();
   private readonly streamMeta: StreamMeta[] = [];
+  /**
+   * Stream indexes in stream-id order: partial states are combined in this order, so a
+   * float sum comes out bit for bit the same whatever order the streams first appeared in.
+   */
+  private streamOrder: number[] = [];
   private readonly keys = new Map<string, KeyEntry>();
   private readonly catalogue = new Map<string, string>();
   private readonly freshness: Histogram;
@@ -138,6 +143,9 @@ export class FeatureEngine {
   // Changes since the last checkpoint.
   private dirtyKeys = new Set<KeyEntry>();
   private snapshot: { changes: CheckpointChanges; pending: Set<KeyEntry> } | undefined;
+  /** The checkpoint being written, if any. */
+  private saving: Promise<void> | undefined;
+  private saveError: unknown;
   private readonly dirtyCategories = new Map<string, string>();
   private lastCheckpoint = 0;
   private checkpointCount = 0;
@@ -244,6 +252,9 @@ export class FeatureEngine {
       this.streamIds.push(id);
       this.streamIndex.set(id, index);
       this.streamMeta.push({ maxTs: null, processed: 0 });
+      this.streamOrder = this.streamIds
+        .map((_, i) => i)
+        .sort((a, b) => compareIds(this.streamIds[a], this.streamIds[b]));
     }
     const streamMeta = this.streamMeta;
     return {
@@ -297,7 +308,12 @@ export class FeatureEngine {
       this.counters.rowsWritten += rows.length;
       this.counters.batches += 1;
     }
-    if (!this.snapshot && Date.now() - this.lastCheckpoint >= this.checkpointInterval) {
+    this.throwIfSaveFailed();
+    if (
+      !this.snapshot &&
+      !this.saving &&
+      Date.now() - this.lastCheckpoint >= this.checkpointInterval
+    ) {
       this.lastCheckpoint = Date.now();
       this.beginCheckpoint();
     }
@@ -427,13 +443,16 @@ export class FeatureEngine {
       const perStream = states[fi];
       if (def.aggregation.kind === 'last_n') {
         const seqs: LastNState[] = [];
-        for (const s of perStream ?? []) if (s) seqs.push(s as LastNState);
+        for (const si of this.streamOrder) {
+          const s = perStream?.[si];
+          if (s) seqs.push(s as LastNState);
+        }
         values[def.name] = mergeLastN(seqs, def.aggregation.n);
         continue;
       }
       let sum = 0;
       if (perStream !== undefined) {
-        for (let si = 0; si < perStream.length; si += 1) {
+        for (const si of this.streamOrder) {
           const s = perStream[si];
           if (s !== undefined) sum += (s as NumericState).read(asOf);
         }
@@ -514,21 +533,39 @@ export class FeatureEngine {
       n += 1;
       if (n % 64 === 0 && performance.now() - started > budgetMs) break;
     }
+    this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
     if (snapshot.pending.size === 0) {
       this.snapshot = undefined;
-      await this.checkpoints.save(snapshot.changes);
-      // The group offsets are informational (the checkpoint is what a restart resumes from).
-      await this.behaviour.commit(snapshot.changes.meta.behaviour);
-      await this.items.commit(snapshot.changes.meta.items);
-      this.checkpointCount += 1;
+      // Written in the background (LMDB commits off the main thread); the engine goes on.
+      this.saving = this.save(snapshot.changes).finally(() => {
+        this.saving = undefined;
+      });
     }
-    this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
+  }
+
+  private async save(changes: CheckpointChanges): Promise<void> {
+    try {
+      await this.checkpoints.save(changes);
+      // The group offsets are informational (the checkpoint is what a restart resumes from).
+      await this.behaviour.commit(changes.meta.behaviour);
+      await this.items.commit(changes.meta.items);
+      this.checkpointCount += 1;
+    } catch (err) {
+      this.saveError ??= err;
+    }
   }
 
   /** Checkpoints now, completely (on close, after a backfill). */
   async checkpoint(): Promise<void> {
+    await this.saving;
     if (!this.snapshot) this.beginCheckpoint();
     await this.advanceCheckpoint(Number.POSITIVE_INFINITY);
+    await this.saving;
+    this.throwIfSaveFailed();
+  }
+
+  private throwIfSaveFailed(): void {
+    if (this.saveError !== undefined) throw this.saveError;
   }
 
   stats(): FeatureEngineStats {
@@ -556,6 +593,10 @@ export class FeatureEngine {
     await this.items.close();
     await this.checkpoints.close();
   }
+}
+
+function compareIds(a: string | undefined, b: string | undefined): number {
+  return (a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0;
 }
 
 /** The per-stream states of one feature of a key, created empty on first use. */
