@@ -88,14 +88,17 @@ export interface StateOptions {
 }
 
 /**
- * Sliding (hopping) window as a ring buffer of slide-sized buckets; a tumbling window is the
- * case slideMs = sizeMs. Read as of t: the sum over the k = sizeMs / slideMs buckets ending with
- * the bucket of t, i.e. events in [e - sizeMs, e), e = (floor(t / slideMs) + 1) * slideMs; reads
- * cost O(k + extra). The ring holds k + extra buckets, extra = floor(allowedLateness / slide) + 1,
+ * Sliding (hopping) window over slide-sized buckets; a tumbling window is the case
+ * slideMs = sizeMs. Read as of t: the sum over the k = sizeMs / slideMs buckets ending with
+ * the bucket of t, i.e. events in [e - sizeMs, e), e = (floor(t / slideMs) + 1) * slideMs. The
+ * state keeps the buckets of the last k + extra slides, extra = floor(allowedLateness / slide) + 1,
  * so any t with a bucket from (newest bucket - extra) on reads exactly; an earlier t is read as
- * of that bucket. An event is late when it is older than the window as of the watermark (it can
- * only have counted in windows already past), or when it is older than the ring can hold (the
- * watermark trails by more than the declared lateness).
+ * of that bucket. Buckets are stored sparsely (only slides that had events, oldest first): most
+ * keys see few events, and a ring of every slide would cost memory for nothing. The window
+ * ending at the newest bucket keeps running totals, so the engine's usual read is O(1). An
+ * event is late when it is older than the window as of the watermark (it can only have counted
+ * in windows already past), or older than the buckets kept (the watermark trails by more than
+ * the declared lateness).
  */
 export class SlidingWindowState {
   readonly kind = 'sliding';
@@ -106,9 +109,10 @@ export class SlidingWindowState {
   private readonly k: number;
   private readonly extra: number;
   private readonly cap: number;
-  private readonly idx: Float64Array;
-  private readonly sums: Float64Array;
-  private readonly counts: Float64Array;
+  /** Bucket indices (floor(ts / slideMs)) with events, ascending, and their sums and counts. */
+  private idx: number[] = [];
+  private sums: number[] = [];
+  private counts: number[] = [];
   private head: number | null = null;
   private maxTs: number | null = null;
   /** Running totals of the window ending at `head` (the read the engine makes most). */
@@ -130,9 +134,6 @@ export class SlidingWindowState {
     this.k = sizeMs / slideMs;
     this.extra = Math.floor(lateness / slideMs) + 1;
     this.cap = this.k + this.extra;
-    this.idx = new Float64Array(this.cap).fill(-1);
-    this.sums = new Float64Array(this.cap);
-    this.counts = new Float64Array(this.cap);
   }
 
   get maxEventTimeMs(): number | null {
@@ -148,15 +149,25 @@ export class SlidingWindowState {
     if (b < this.bucket(Math.max(watermarkMs, 0)) - this.k + 1) return 'late';
     if (this.head !== null && b <= this.head - this.cap) return 'late';
     if (this.head === null || b > this.head) this.advanceHead(b);
-    const slot = b % this.cap;
-    if (this.idx[slot] !== b) {
-      // The slot holds an older bucket (b - j * cap) that slid out of the ring.
-      this.idx[slot] = b;
-      this.sums[slot] = 0;
-      this.counts[slot] = 0;
+    // Usually the newest bucket; otherwise find its place (binary search from the end).
+    let i = this.idx.length - 1;
+    if (i < 0 || (this.idx[i] as number) !== b) {
+      let lo = 0;
+      let hi = this.idx.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((this.idx[mid] as number) < b) lo = mid + 1;
+        else hi = mid;
+      }
+      i = lo;
+      if (this.idx[i] !== b) {
+        this.idx.splice(i, 0, b);
+        this.sums.splice(i, 0, 0);
+        this.counts.splice(i, 0, 0);
+      }
     }
-    this.sums[slot] = (this.sums[slot] ?? 0) + value;
-    this.counts[slot] = (this.counts[slot] ?? 0) + 1;
+    this.sums[i] = (this.sums[i] as number) + value;
+    this.counts[i] = (this.counts[i] as number) + 1;
     if (b > (this.head as number) - this.k) {
       this.headSum += value;
       this.headCount += 1;
@@ -165,32 +176,27 @@ export class SlidingWindowState {
     return 'applied';
   }
 
-  /** Moves the head window to end at bucket b, taking out the buckets that slide out of it. */
+  /** Moves the head window to end at bucket b: takes out what slides out, drops what is too old. */
   private advanceHead(b: number): void {
     if (this.head !== null) {
+      const oldStart = this.head - this.k + 1;
       const newStart = b - this.k + 1;
-      for (let i = 0; i < this.cap; i++) {
-        const bucket = this.idx[i] ?? -1;
-        if (bucket > this.head - this.k && bucket <= this.head && bucket < newStart) {
-          this.headSum -= this.sums[i] ?? 0;
-          this.headCount -= this.counts[i] ?? 0;
+      for (let i = 0; i < this.idx.length; i++) {
+        const bucket = this.idx[i] as number;
+        if (bucket >= newStart) break;
+        if (bucket >= oldStart) {
+          this.headSum -= this.sums[i] as number;
+          this.headCount -= this.counts[i] as number;
         }
       }
     }
     this.head = b;
-  }
-
-  /** Recomputes the head totals from the buckets (after a restore). */
-  private recomputeHead(): void {
-    this.headSum = 0;
-    this.headCount = 0;
-    if (this.head === null) return;
-    for (let i = 0; i < this.cap; i++) {
-      const bucket = this.idx[i] ?? -1;
-      if (bucket > this.head - this.k && bucket <= this.head) {
-        this.headSum += this.sums[i] ?? 0;
-        this.headCount += this.counts[i] ?? 0;
-      }
+    let drop = 0;
+    while (drop < this.idx.length && (this.idx[drop] as number) <= b - this.cap) drop++;
+    if (drop > 0) {
+      this.idx.splice(0, drop);
+      this.sums.splice(0, drop);
+      this.counts.splice(0, drop);
     }
   }
 
@@ -201,23 +207,20 @@ export class SlidingWindowState {
     const start = end - this.k + 1;
     const values = this.measure === 'sum' ? this.sums : this.counts;
     let total = 0;
-    for (let i = 0; i < this.cap; i++) {
-      const b = this.idx[i] ?? -1;
-      if (b >= start && b <= end) total += values[i] ?? 0;
+    for (let i = 0; i < this.idx.length; i++) {
+      const b = this.idx[i] as number;
+      if (b > end) break;
+      if (b >= start) total += values[i] as number;
     }
     return total;
   }
 
   serialize(): StateJson {
-    const buckets: [number, number, number][] = [];
-    if (this.head !== null) {
-      const oldest = this.head - this.cap + 1;
-      for (let i = 0; i < this.cap; i++) {
-        const b = this.idx[i] ?? -1;
-        if (b >= oldest) buckets.push([b, this.sums[i] ?? 0, this.counts[i] ?? 0]);
-      }
-    }
-    buckets.sort((x, y) => x[0] - y[0]);
+    const buckets: [number, number, number][] = this.idx.map((b, i) => [
+      b,
+      this.sums[i] as number,
+      this.counts[i] as number,
+    ]);
     return {
       kind: 'sliding',
       sizeMs: this.sizeMs,
@@ -236,18 +239,29 @@ export class SlidingWindowState {
   ): SlidingWindowState {
     const state = new SlidingWindowState(json.sizeMs, json.slideMs, json.measure, options);
     const head = json.buckets.reduce((h, [b]) => Math.max(h, b), -1);
-    for (const [b, sum, count] of json.buckets) {
-      if (b <= head - state.cap) continue;
-      const slot = b % state.cap;
-      state.idx[slot] = b;
-      state.sums[slot] = sum;
-      state.counts[slot] = count;
-    }
+    const kept = json.buckets.filter(([b]) => b > head - state.cap).sort((x, y) => x[0] - y[0]);
+    state.idx = kept.map(([b]) => b);
+    state.sums = kept.map(([, sum]) => sum);
+    state.counts = kept.map(([, , count]) => count);
     state.head = head < 0 ? null : head;
     state.maxTs = json.maxEventTimeMs;
     if (json.headTotals) [state.headSum, state.headCount] = json.headTotals;
     else state.recomputeHead();
     return state;
+  }
+
+  /** Recomputes the head totals from the buckets (a snapshot without them). */
+  private recomputeHead(): void {
+    this.headSum = 0;
+    this.headCount = 0;
+    if (this.head === null) return;
+    for (let i = 0; i < this.idx.length; i++) {
+      const bucket = this.idx[i] as number;
+      if (bucket > this.head - this.k) {
+        this.headSum += this.sums[i] as number;
+        this.headCount += this.counts[i] as number;
+      }
+    }
   }
 }
 

@@ -18,7 +18,7 @@ const CATALOGUE_AGE_MS = 30 * 86_400_000;
 /** A click follows its impression after 1-10 s. */
 const CLICK_DELAY_MS = { min: 1000, max: 10_000 };
 /** When paced, flush every this many wall-clock ms (so real-time lag stays small). */
-const PACED_TICK_WALL_MS = 50;
+const PACED_TICK_WALL_MS = 10;
 /** Unpaced, flush at least every simulated second. */
 const UNPACED_TICK_MS = 1000;
 

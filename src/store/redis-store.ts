@@ -1,5 +1,6 @@
-// The feature store on Redis: one string (JSON) per row, written in one pipelined
-// MULTI/EXEC per batch (readers see a batch all at once), read with one MGET.
+// The feature store on Redis: one string (JSON) per row, written with one MSET per batch
+// (in a MULTI with the DEL of expired rows when there are any: readers see a batch all at
+// once), read with one MGET.
 import { Redis } from 'ioredis';
 import { type FeatureRow, type FeatureStore, type RowRef, type RowWrite, rowKey } from './store.js';
 
@@ -26,12 +27,21 @@ export class RedisFeatureStore implements FeatureStore {
 
   async write(rows: readonly RowWrite[]): Promise<void> {
     if (rows.length === 0) return;
-    const tx = this.redis.multi();
+    const sets: string[] = [];
+    const dels: string[] = [];
     for (const r of rows) {
       const key = this.prefix + rowKey(r);
-      if (r.row === null) tx.del(key);
-      else tx.set(key, JSON.stringify(r.row));
+      if (r.row === null) dels.push(key);
+      else sets.push(key, JSON.stringify(r.row));
     }
+    // One MSET (atomic by itself) instead of a command per row: far less client overhead.
+    if (dels.length === 0) {
+      await this.redis.mset(sets);
+      return;
+    }
+    const tx = this.redis.multi();
+    if (sets.length > 0) tx.mset(sets);
+    tx.del(dels);
     const results = await tx.exec();
     const failed = results?.find(([err]) => err !== null);
     if (results === null || failed) throw failed?.[0] ?? new Error('redis transaction aborted');
