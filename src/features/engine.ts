@@ -57,10 +57,12 @@ export interface FeatureEngineOptions {
   checkpointIntervalMs?: number;
   /** How long a checkpoint may hold up the engine between two batches. Default 4 ms. */
   checkpointSliceMs?: number;
-  /** Records per batch. Default 2000. */
+  /** Records per poll. Default 2000. */
   batchSize?: number;
+  /** Records per batch when behind (several polls, one write). Default 10 × batchSize. */
+  maxBatch?: number;
   features?: readonly FeatureDefinition[];
-  /** Drop expired keys of a stream every this many of its records. Default 5000. */
+  /** Drop expired keys of a stream every this many of its records. Default 50,000. */
   sweepEvery?: number;
 }
 
@@ -100,6 +102,8 @@ interface KeyEntry {
   key: string;
   /** [feature index within the entity][stream index] */
   states: (FeatureState | undefined)[][];
+  /** The newest event time over its states (-1 while empty): the row's as-of time. */
+  maxTs: number;
 }
 
 interface EntityFeatures {
@@ -116,14 +120,21 @@ export class FeatureEngine {
   private readonly checkpointInterval: number;
   private readonly checkpointSlice: number;
   private readonly batchSize: number;
+  private readonly maxBatch: number;
   private readonly sweepEvery: number;
   private readonly aggregates: AggregateFeature[];
   /** Per source event type: the features it feeds, with their index within their entity. */
-  private readonly bySource = new Map<string, { def: AggregateFeature; index: number }[]>();
+  /** The features each event type feeds, grouped by entity (one key lookup per entity). */
+  private readonly bySource = new Map<
+    string,
+    { entity: Entity; features: { def: AggregateFeature; index: number }[] }[]
+  >();
   private readonly byEntity = new Map<Entity, EntityFeatures>();
   /** Input streams (topic partitions) in order of first appearance; states index into it. */
   private readonly streamIds: string[] = [];
   private readonly streamIndex = new Map<string, number>();
+  /** Stream indexes by topic, then partition. */
+  private readonly streamByTopic = new Map<string, number[]>();
   private readonly streamMeta: StreamMeta[] = [];
   /**
    * Stream indexes in stream-id order: partial states are combined in this order, so a
@@ -166,16 +177,22 @@ export class FeatureEngine {
     this.checkpointInterval = options.checkpointIntervalMs ?? 5000;
     this.checkpointSlice = options.checkpointSliceMs ?? 4;
     this.batchSize = options.batchSize ?? 2000;
-    this.sweepEvery = options.sweepEvery ?? 5000;
+    this.maxBatch = options.maxBatch ?? 10 * this.batchSize;
+    this.sweepEvery = options.sweepEvery ?? 50_000;
     const features = options.features ?? FEATURES;
     this.aggregates = features.filter((f): f is AggregateFeature => f.kind === 'aggregate');
     for (const f of features) {
       const group = this.byEntity.get(f.entity) ?? { aggregates: [], derived: [] };
       if (f.kind === 'aggregate') {
         for (const source of f.sources) {
-          const list = this.bySource.get(source) ?? [];
-          list.push({ def: f, index: group.aggregates.length });
-          this.bySource.set(source, list);
+          const groups = this.bySource.get(source) ?? [];
+          let forEntity = groups.find((g) => g.entity === f.entity);
+          if (!forEntity) {
+            forEntity = { entity: f.entity, features: [] };
+            groups.push(forEntity);
+          }
+          forEntity.features.push({ def: f, index: group.aggregates.length });
+          this.bySource.set(source, groups);
         }
         group.aggregates.push(f);
       } else {
@@ -220,22 +237,23 @@ export class FeatureEngine {
     }
     seekAll(this.behaviour, meta.behaviour);
     seekAll(this.items, meta.items);
-    for (const [id, m] of Object.entries(meta.streams)) this.stream(id).meta = { ...m };
+    for (const [id, m] of Object.entries(meta.streams)) this.streamMeta[this.stream(id)] = { ...m };
     for (const [entityKey, saved] of this.checkpoints.keys()) {
       const sep = entityKey.indexOf(':');
       const entity = entityKey.slice(0, sep) as Entity;
       const group = this.byEntity.get(entity);
       if (!group) continue; // an entity no feature uses any more
-      const entry: KeyEntry = { entity, key: entityKey.slice(sep + 1), states: [] };
+      const entry: KeyEntry = { entity, key: entityKey.slice(sep + 1), states: [], maxTs: -1 };
       for (const [streamId, feature, json] of saved) {
         const index = group.aggregates.findIndex((f) => f.name === feature);
         const def = group.aggregates[index];
         if (!def) continue; // a feature removed from the catalogue since
         const perStream = statesOf(entry, index);
-        perStream[this.stream(streamId).index] = deserializeState(def, json, {
+        perStream[this.stream(streamId)] = deserializeState(def, json, {
           allowedLatenessMs: this.lateness,
         });
       }
+      entry.maxTs = newestEventTime(entry);
       this.keys.set(entityKey, entry);
     }
     for (const [itemId, category] of this.checkpoints.categories())
@@ -245,7 +263,8 @@ export class FeatureEngine {
     }
   }
 
-  private stream(id: string): { index: number; meta: StreamMeta } {
+  /** The index of a stream (`topic/partition`), registering it on first sight. */
+  private stream(id: string): number {
     let index = this.streamIndex.get(id);
     if (index === undefined) {
       index = this.streamIds.length;
@@ -255,17 +274,22 @@ export class FeatureEngine {
       this.streamOrder = this.streamIds
         .map((_, i) => i)
         .sort((a, b) => compareIds(this.streamIds[a], this.streamIds[b]));
+      let byPartition = this.streamByTopic.get(id.slice(0, id.lastIndexOf('/')));
+      if (!byPartition) {
+        byPartition = [];
+        this.streamByTopic.set(id.slice(0, id.lastIndexOf('/')), byPartition);
+      }
+      byPartition[Number(id.slice(id.lastIndexOf('/') + 1))] = index;
     }
-    const streamMeta = this.streamMeta;
-    return {
-      index,
-      get meta() {
-        return streamMeta[index] as StreamMeta;
-      },
-      set meta(m: StreamMeta) {
-        streamMeta[index] = m;
-      },
-    };
+    return index;
+  }
+
+  /** The stream index of a record, without building its id string (the per-event path). */
+  private streamOf(record: ConsumedRecord): number {
+    return (
+      this.streamByTopic.get(record.topic)?.[record.partition] ??
+      this.stream(`${record.topic}/${record.partition}`)
+    );
   }
 
   /**
@@ -285,6 +309,13 @@ export class FeatureEngine {
 
   private async stepOnce(timeoutMs: number): Promise<number> {
     const received = await this.behaviour.poll({ maxRecords: this.batchSize, timeoutMs });
+    // Behind (full polls): take more before writing rows. A row is written once per batch
+    // whatever its number of events, so bigger batches catch up faster.
+    for (let more = received.length; more === this.batchSize && received.length < this.maxBatch; ) {
+      const next = await this.behaviour.poll({ maxRecords: this.batchSize, timeoutMs: 0 });
+      more = next.length;
+      for (const r of next) received.push(r);
+    }
     if (received.length > 0) {
       // Item upserts are appended before any behaviour that shows the item (the
       // publisher orders it so), so draining them now makes every category known.
@@ -354,16 +385,16 @@ export class FeatureEngine {
 
   private apply(event: BehaviourEvent, record: ConsumedRecord, touched: Set<KeyEntry>): void {
     this.counters.events += 1;
-    const stream = this.stream(`${record.topic}/${record.partition}`);
-    const meta = stream.meta;
+    const streamIndex = this.streamOf(record);
+    const meta = this.streamMeta[streamIndex] as StreamMeta;
     if (meta.maxTs === null || event.ts > meta.maxTs) meta.maxTs = event.ts;
     const watermark = meta.maxTs - this.lateness;
     let late = false;
     let unknownCategory = false;
-    for (const { def, index } of this.bySource.get(event.type) ?? []) {
+    for (const { entity, features } of this.bySource.get(event.type) ?? []) {
       let key: string;
-      if (def.entity === 'user') key = event.userId;
-      else if (def.entity === 'item') key = event.itemId;
+      if (entity === 'user') key = event.userId;
+      else if (entity === 'item') key = event.itemId;
       else {
         const category = this.catalogue.get(event.itemId);
         if (category === undefined) {
@@ -372,38 +403,44 @@ export class FeatureEngine {
         }
         key = `${event.userId}|${category}`;
       }
-      const entityKey = `${def.entity}:${key}`;
+      const entityKey = `${entity}:${key}`;
       let entry = this.keys.get(entityKey);
       if (!entry) {
-        entry = { entity: def.entity, key, states: [] };
+        entry = { entity, key, states: [], maxTs: -1 };
         this.keys.set(entityKey, entry);
       } else {
         this.preserve(entry);
       }
-      const perStream = statesOf(entry, index);
-      let state = perStream[stream.index];
-      if (!state) {
-        state = createState(def, { allowedLatenessMs: this.lateness });
-        perStream[stream.index] = state;
+      let applied = false;
+      for (const { def, index } of features) {
+        const perStream = statesOf(entry, index);
+        let state = perStream[streamIndex];
+        if (!state) {
+          state = createState(def, { allowedLatenessMs: this.lateness });
+          perStream[streamIndex] = state;
+        }
+        const agg = def.aggregation;
+        const result =
+          agg.kind === 'last_n'
+            ? (state as LastNState).add(event.ts, event.itemId, watermark)
+            : (state as NumericState).add(
+                event.ts,
+                agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
+                watermark,
+              );
+        // A full last-N refusing an old click is not lateness: it would fall off at once.
+        if (result === 'late' && agg.kind !== 'last_n') late = true;
+        else applied = true;
+        const t = state.maxEventTimeMs;
+        if (t !== null && t > entry.maxTs) entry.maxTs = t;
       }
-      const agg = def.aggregation;
-      const result =
-        agg.kind === 'last_n'
-          ? (state as LastNState).add(event.ts, event.itemId, watermark)
-          : (state as NumericState).add(
-              event.ts,
-              agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
-              watermark,
-            );
-      // A full last-N refusing an old click is not lateness: it would fall off at once.
-      if (result === 'late' && agg.kind !== 'last_n') late = true;
-      else this.dirtyKeys.add(entry);
+      if (applied) this.dirtyKeys.add(entry);
       touched.add(entry);
     }
     if (late) this.counters.lateEvents += 1;
     if (unknownCategory) this.counters.unknownCategory += 1;
     meta.processed += 1;
-    if (meta.processed % this.sweepEvery === 0) this.sweep(stream.index, watermark, touched);
+    if (meta.processed % this.sweepEvery === 0) this.sweep(streamIndex, watermark, touched);
   }
 
   /** Drops one stream's expired states (at its record counts, so a replay sweeps alike). */
@@ -417,8 +454,10 @@ export class FeatureEngine {
           perStream[streamIndex] = undefined;
           this.dirtyKeys.add(entry);
           touched.add(entry);
+          entry.maxTs = -1; // recomputed below
         }
       });
+      if (entry.maxTs === -1) entry.maxTs = newestEventTime(entry);
     }
   }
 
@@ -426,15 +465,7 @@ export class FeatureEngine {
   private materialize(entry: KeyEntry): FeatureRow | null {
     const group = this.byEntity.get(entry.entity) as EntityFeatures;
     const states = entry.states;
-    let asOf = -1;
-    for (let fi = 0; fi < states.length; fi += 1) {
-      const perStream = states[fi];
-      if (perStream === undefined) continue;
-      for (let si = 0; si < perStream.length; si += 1) {
-        const t = perStream[si]?.maxEventTimeMs ?? null;
-        if (t !== null && t > asOf) asOf = t;
-      }
-    }
+    const asOf = entry.maxTs;
     if (asOf < 0) return null;
     const values: Record<string, FeatureValue> = {};
     const aggregates = group.aggregates;
@@ -533,7 +564,9 @@ export class FeatureEngine {
       n += 1;
       if (n % 64 === 0 && performance.now() - started > budgetMs) break;
     }
-    this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
+    // A final checkpoint (unbounded budget) is not a pause of the stream.
+    if (Number.isFinite(budgetMs))
+      this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
     if (snapshot.pending.size === 0) {
       this.snapshot = undefined;
       // Written in the background (LMDB commits off the main thread); the engine goes on.
@@ -600,6 +633,18 @@ function compareIds(a: string | undefined, b: string | undefined): number {
 }
 
 /** The per-stream states of one feature of a key, created empty on first use. */
+/** The newest event time over a key's states, -1 when it has none. */
+function newestEventTime(entry: KeyEntry): number {
+  let newest = -1;
+  for (const perStream of entry.states) {
+    for (const state of perStream ?? []) {
+      const t = state?.maxEventTimeMs ?? null;
+      if (t !== null && t > newest) newest = t;
+    }
+  }
+  return newest;
+}
+
 function statesOf(entry: KeyEntry, featureIndex: number): (FeatureState | undefined)[] {
   let perStream = entry.states[featureIndex];
   if (perStream === undefined) {

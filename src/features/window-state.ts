@@ -203,9 +203,23 @@ export class SlidingWindowState {
   read(asOfMs: number): number {
     if (this.head === null) return 0;
     const end = Math.max(this.bucket(Math.max(asOfMs, 0)), this.head - this.extra);
-    if (end === this.head) return this.measure === 'sum' ? this.headSum : this.headCount;
+    const head = this.measure === 'sum' ? this.headSum : this.headCount;
+    if (end === this.head) return head;
     const start = end - this.k + 1;
     const values = this.measure === 'sum' ? this.sums : this.counts;
+    if (end > this.head) {
+      // Later than the head window: that window minus what has slid out of it since, which
+      // is only the oldest few buckets (an idle stream of a busy key is read this way).
+      if (start > this.head) return 0;
+      const headStart = this.head - this.k + 1;
+      let total = head;
+      for (let i = 0; i < this.idx.length; i++) {
+        const b = this.idx[i] as number;
+        if (b >= start) break;
+        if (b >= headStart) total -= values[i] as number;
+      }
+      return total;
+    }
     let total = 0;
     for (let i = 0; i < this.idx.length; i++) {
       const b = this.idx[i] as number;
