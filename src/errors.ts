@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'E_LOG_LOCKED'
   | 'E_RECORD_TOO_LARGE'
   | 'E_CLOSED'
-  | 'E_EVENT_INVALID';
+  | 'E_EVENT_INVALID'
+  | 'E_STORE_FORMAT';
 
 export class RecmasterError extends Error {
   readonly code: ErrorCode;

@@ -5,6 +5,8 @@ import { mkdir } from 'node:fs/promises';
 import { type Database, open } from 'lmdb';
 import { type FeatureRow, type FeatureStore, type RowRef, type RowWrite, rowKey } from './store.js';
 
+const STRUCTURES_KEY = Symbol.for('recmaster.structures');
+
 export class LmdbFeatureStore implements FeatureStore {
   readonly kind = 'embedded';
   private readonly db: Database<FeatureRow, string>;
@@ -16,7 +18,16 @@ export class LmdbFeatureStore implements FeatureStore {
   static async open(path: string): Promise<LmdbFeatureStore> {
     await mkdir(path, { recursive: true });
     // noSync: a crash may lose the last writes, which the engine replays from the log.
-    return new LmdbFeatureStore(open<FeatureRow, string>({ path, noSync: true, cache: false }));
+    // Shared structures: rows of one entity share a msgpack record definition kept in the
+    // database, instead of each value carrying its own (reads decode about 3x faster).
+    return new LmdbFeatureStore(
+      open<FeatureRow, string>({
+        path,
+        noSync: true,
+        cache: false,
+        sharedStructuresKey: STRUCTURES_KEY,
+      }),
+    );
   }
 
   async write(rows: readonly RowWrite[]): Promise<void> {
@@ -37,7 +48,9 @@ export class LmdbFeatureStore implements FeatureStore {
   }
 
   async *scan(): AsyncIterable<[string, FeatureRow]> {
-    for (const { key, value } of this.db.getRange()) yield [key, value];
+    for (const { key, value } of this.db.getRange()) {
+      if (typeof key === 'string') yield [key, value]; // not the shared structures
+    }
   }
 
   async close(): Promise<void> {
