@@ -7,6 +7,7 @@ import { registerFeatures } from './commands/features.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerTail } from './commands/tail.js';
 import { registerTopics } from './commands/topics.js';
+import { registerTrainGnn } from './commands/train-gnn.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -27,6 +28,7 @@ const program = new Command()
 
 registerSimulate(program);
 registerFeatures(program);
+registerTrainGnn(program);
 registerTopics(program);
 registerTail(program);
 

@@ -10,7 +10,7 @@ export {
   type RecommendRequest,
   type RecommendResponse,
 } from './recommender.js';
-export { cumulative, Rng } from './rng.js';
+export { cumulative, Rng } from '../util/rng.js';
 export { type RunOptions, type SimStats, Simulator, type SimulatorOptions } from './simulator.js';
 export { ArraySink, CountingSink, type EventSink } from './sink.js';
 export { examination, type OracleItem, sigmoid, type TaskSignals, TRUTH, Truth } from './truth.js';

@@ -4,7 +4,7 @@
 import type { Impression } from '../events/schemas.js';
 import type { IdSource } from './ids.js';
 import type { Recommender, RecommendRequest, RecommendResponse } from './recommender.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 import type { World } from './world.js';
 
 export const POLICY_MODEL_VERSION = 'sim-policy';

@@ -1,6 +1,6 @@
 // The oracle: true click probability and watch time of any (user, item, position, time),
 // following the MMoE paper's synthetic two-task setup on x = u ⊙ v.
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import type { World } from './world.js';
 
 /**
