@@ -1,4 +1,6 @@
 // The simulator's public API.
+
+export { cumulative, Rng } from '../util/rng.js';
 export { parseSimConfig, type SimConfig, type SimConfigInput, SimConfigSchema } from './config.js';
 export { IdSource } from './ids.js';
 export { LoggingPolicy, POLICY_MODEL_VERSION } from './policy.js';
@@ -10,7 +12,6 @@ export {
   type RecommendRequest,
   type RecommendResponse,
 } from './recommender.js';
-export { cumulative, Rng } from '../util/rng.js';
 export { type RunOptions, type SimStats, Simulator, type SimulatorOptions } from './simulator.js';
 export { ArraySink, CountingSink, type EventSink } from './sink.js';
 export { examination, type OracleItem, sigmoid, type TaskSignals, TRUTH, Truth } from './truth.js';

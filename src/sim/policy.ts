@@ -2,9 +2,9 @@
 // only knows category-level interest (metadata), never the truth. Its Gumbel noise makes it
 // a softmax sampler over candidates, so logged data covers more than the top items.
 import type { Impression } from '../events/schemas.js';
+import type { Rng } from '../util/rng.js';
 import type { IdSource } from './ids.js';
 import type { Recommender, RecommendRequest, RecommendResponse } from './recommender.js';
-import type { Rng } from '../util/rng.js';
 import type { World } from './world.js';
 
 export const POLICY_MODEL_VERSION = 'sim-policy';

@@ -4,11 +4,11 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import TinyQueue from 'tinyqueue';
 import type { Click, Event, ItemUpsert, Marker, Watch } from '../events/schemas.js';
+import { cumulative, Rng } from '../util/rng.js';
 import { parseSimConfig, type SimConfig, type SimConfigInput } from './config.js';
 import { IdSource } from './ids.js';
 import { LoggingPolicy } from './policy.js';
 import type { Recommender } from './recommender.js';
-import { cumulative, Rng } from '../util/rng.js';
 import type { EventSink } from './sink.js';
 import { TRUTH, Truth } from './truth.js';
 import { categoryId, creatorId, tagId, World, type WorldItem } from './world.js';

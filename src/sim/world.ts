@@ -1,8 +1,9 @@
 // The latent world: category/tag/creator vectors, items with metadata and a latent vector,
 // users with interest vectors that may drift. Deterministic from the config alone, so
 // another process can rebuild the same world (and the same new items, in the same order).
-import { parseSimConfig, type SimConfig, type SimConfigInput } from './config.js';
+
 import { cumulative, Rng } from '../util/rng.js';
+import { parseSimConfig, type SimConfig, type SimConfigInput } from './config.js';
 
 /** Zipf exponent of category popularity (c0 most popular). */
 const CATEGORY_ZIPF = 0.8;
