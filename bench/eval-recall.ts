@@ -14,11 +14,11 @@
 //   metadata oracle (diagnostic) the true affinity with the item's vector replaced by its
 //               metadata-explained part and no quality: the best any metadata-only model can do
 //
-//   npm run eval:recall [-- --users 2000 --items 5000 --train-s 3600 --holdout-s 1200]
+//   npm run eval:recall [-- --users 2000 --items 5000 --train-s 3600 --holdout-s 1200 --epochs 12]
 import { parseArgs } from 'node:util';
 import type { Event } from '../src/events/schemas.js';
 import { InteractionGraph } from '../src/graph/graph.js';
-import { GraphEmbeddings } from '../src/graph/sage-model.js';
+import { DEFAULT_SAGE_CONFIG, GraphEmbeddings } from '../src/graph/sage-model.js';
 import { trainSage } from '../src/graph/sage-trainer.js';
 import { type EventSink, Simulator } from '../src/sim/index.js';
 import { Rng } from '../src/util/rng.js';
@@ -31,10 +31,12 @@ const { values: args } = parseArgs({
     'new-items-per-minute': { type: 'string', default: '60' },
     'train-s': { type: 'string', default: '3600' },
     'holdout-s': { type: 'string', default: '1200' },
-    epochs: { type: 'string', default: '6' },
+    epochs: { type: 'string', default: '12' },
     'learning-rate': { type: 'string' },
     'sparse-learning-rate': { type: 'string' },
     'cold-dropout': { type: 'string' },
+    'item-fanout': { type: 'string' },
+    'query-fanout': { type: 'string' },
     seed: { type: 'string', default: '7' },
     k: { type: 'string', default: '100' },
   },
@@ -94,17 +96,25 @@ say(
   `graph: ${graph.userCount} users, ${graph.itemCount} items (${coldCount} cold), ${graph.interactions} interactions; cut at ${trainS} s`,
 );
 
-const trained = await trainSage(graph, {
-  epochs: Number(args.epochs),
-  ...(args['learning-rate'] ? { learningRate: Number(args['learning-rate']) } : {}),
-  ...(args['sparse-learning-rate']
-    ? { sparseLearningRate: Number(args['sparse-learning-rate']) }
-    : {}),
-  ...(args['cold-dropout'] ? { coldDropout: Number(args['cold-dropout']) } : {}),
-  onProgress: ({ step, steps, loss }) => {
-    if (step % 50 === 0 || step === steps) say(`  step ${step}/${steps} loss ${loss.toFixed(4)}`);
+const trained = await trainSage(
+  graph,
+  {
+    epochs: Number(args.epochs),
+    ...(args['learning-rate'] ? { learningRate: Number(args['learning-rate']) } : {}),
+    ...(args['sparse-learning-rate']
+      ? { sparseLearningRate: Number(args['sparse-learning-rate']) }
+      : {}),
+    ...(args['cold-dropout'] ? { coldDropout: Number(args['cold-dropout']) } : {}),
+    onProgress: ({ step, steps, loss }) => {
+      if (step % 50 === 0 || step === steps) say(`  step ${step}/${steps} loss ${loss.toFixed(4)}`);
+    },
   },
-});
+  {
+    ...DEFAULT_SAGE_CONFIG,
+    ...(args['item-fanout'] ? { itemFanout: Number(args['item-fanout']) } : {}),
+    ...(args['query-fanout'] ? { queryFanout: Number(args['query-fanout']) } : {}),
+  },
+);
 say(`trained in ${trained.seconds.toFixed(1)} s (${trained.steps} steps)`);
 const emb = new GraphEmbeddings(trained.model, graph);
 const itemVecs = pool.map((_, i) => emb.itemEmbedding(i));
@@ -115,6 +125,7 @@ for (let i = 0; i < graph.itemCount; i++)
 const rng = new Rng(Number(args.seed)).fork('random-baseline');
 
 interface Totals {
+  coldOnly: number;
   warm: number;
   warmUsers: number;
   cold: number;
@@ -122,7 +133,7 @@ interface Totals {
 }
 const methods = ['graphsage', 'popularity', 'random', 'oracle', 'metadata_oracle'] as const;
 const totals = Object.fromEntries(
-  methods.map((m) => [m, { warm: 0, warmUsers: 0, cold: 0, coldUsers: 0 }]),
+  methods.map((m) => [m, { warm: 0, warmUsers: 0, cold: 0, coldUsers: 0, coldOnly: 0 }]),
 ) as Record<(typeof methods)[number], Totals>;
 
 /** Indexes of the k highest scores (seen items excluded). */
@@ -149,6 +160,7 @@ function metadataAffinity(userIdx: number, itemIdx: number): number {
   return a1;
 }
 
+const warmIndexes = new Set(pool.flatMap((id, i) => (interacted.has(id) ? [i] : [])));
 let evaluated = 0;
 for (const [userId, clicked] of truth) {
   const u = graph.userIndexOf(userId);
@@ -193,6 +205,10 @@ for (const [userId, clicked] of truth) {
     if (coldTruth.length > 0) {
       t.cold += coldTruth.filter((id) => top.has(id)).length / coldTruth.length;
       t.coldUsers += 1;
+      // Diagnostic: the same ranking among cold items only (how well it orders them,
+      // apart from how it places them against warm ones).
+      const coldTop = new Set(topK(lists[m], warmIndexes, K).map((i) => pool[i] as string));
+      t.coldOnly += coldTruth.filter((id) => coldTop.has(id)).length / coldTruth.length;
     }
   }
 }
@@ -222,6 +238,12 @@ const result = {
   random_recall_at_100_cold: recall('random', 'cold'),
   metadata_oracle_recall_at_100_warm: recall('metadata_oracle', 'warm'),
   metadata_oracle_recall_at_100_cold: recall('metadata_oracle', 'cold'),
+  cold_only_pool_recall_at_100: Number(
+    (totals.graphsage.coldOnly / Math.max(1, totals.graphsage.coldUsers)).toFixed(4),
+  ),
+  oracle_cold_only_pool_recall_at_100: Number(
+    (totals.oracle.coldOnly / Math.max(1, totals.oracle.coldUsers)).toFixed(4),
+  ),
   warm_vs_oracle: Number((recall('graphsage', 'warm') / recall('oracle', 'warm')).toFixed(3)),
   cold_vs_oracle: Number((recall('graphsage', 'cold') / recall('oracle', 'cold')).toFixed(3)),
   machine: machine(),

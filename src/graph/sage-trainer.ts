@@ -11,8 +11,9 @@
 // (the positive itself is left out, so the model cannot see the answer) and up to
 // `itemFanout` users of each item, whose profiles come from a cache refreshed every epoch
 // (historical embeddings, as in PinSage: the two-hop term costs one gather, not a subgraph).
-// With probability `coldDropout` an item's users term is dropped, so the model also learns
-// to place items with metadata only: the inductive cold start.
+// With probability `coldDropout` an item's users term is dropped and it takes the cold path,
+// so the model also learns to place items with metadata only: the inductive cold start. After
+// training, the cold path's shift is fitted (fitColdShift) so both paths share one scale.
 //
 // The embedding tables (categories, tags, creators) are sparse: a step touches a few rows, so
 // they live in plain arrays and are updated row by row with Adagrad (per-row optimiser state);
@@ -54,7 +55,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   learningRate: 0.005,
   sparseLearningRate: 0.2,
   l2: 1e-4,
-  coldDropout: 0.6,
+  coldDropout: 0.3,
   seed: 1,
 };
 
@@ -151,8 +152,10 @@ export async function trainSage(
         opts.onProgress?.({ epoch, step: step + 1, steps: totalSteps, loss });
       }
     }
+    const model = exportModel(vars, init, config);
+    model.weights.coldShift[0] = fitColdShift(model, graph, rng);
     return {
-      model: exportModel(vars, init, config),
+      model,
       steps: step,
       finalLoss: loss,
       seconds: (performance.now() - started) / 1000,
@@ -398,6 +401,34 @@ function tensorOf(name: DenseName, w: SageWeights, d: number): tf.Tensor {
   return tf.tensor(w[name], shapeOf(name, d), 'float32');
 }
 
+/**
+ * The cold path's shift: the mean of warm-path minus cold-path score over a sample of clicked
+ * (user, item) pairs whose item has other users, so a cold item scores about what it would
+ * as a warm one (see sage-model.ts).
+ */
+function fitColdShift(model: SageModel, graph: InteractionGraph, rng: Rng, samples = 5000): number {
+  const emb = new GraphEmbeddings(model, graph);
+  const edges = graph.edges();
+  let sum = 0;
+  let n = 0;
+  for (let k = 0; k < samples * 4 && n < samples && edges.length > 0; k++) {
+    const { user, item } = edges[rng.int(edges.length)] as { user: number; item: number };
+    const users = emb.usersMeanOf(item, user);
+    const profile = emb.profileOfUser(user, item);
+    if (!users || !profile) continue;
+    const q = model.query(profile);
+    const meta = emb.metaOf(item);
+    const warm = model.item(meta, users);
+    const cold = model.item(meta, null);
+    let gap = 0;
+    for (let j = 0; j < q.length; j++)
+      gap += (q[j] as number) * ((warm[j] as number) - (cold[j] as number));
+    sum += gap;
+    n += 1;
+  }
+  return n > 0 ? sum / n : 0;
+}
+
 /** A model from the current dense variables and sparse tables (copied: training goes on). */
 function exportModel(vars: Vars, sparse: SageWeights, config: SageConfig): SageModel {
   const weights: SageWeights = {
@@ -454,5 +485,6 @@ function initialWeights(
     bItem: w ? w.bItem.slice() : new Float32Array(d),
     wCold: w ? w.wCold.slice() : glorot(d, d),
     bCold: w ? w.bCold.slice() : new Float32Array(d),
+    coldShift: w ? w.coldShift.slice() : new Float32Array(1),
   };
 }
