@@ -29,7 +29,7 @@ async function fails(args: string[]): Promise<{ code: number; stderr: string }> 
 describe('recmaster CLI', () => {
   test('every subcommand has help text', async () => {
     const top = await recmaster(['--help']);
-    for (const sub of ['simulate', 'topics', 'tail']) {
+    for (const sub of ['simulate', 'features', 'train-gnn', 'topics', 'tail']) {
       assert.match(top.stdout, new RegExp(`\\b${sub}\\b`));
       const help = await recmaster([sub, '--help']);
       assert.match(help.stdout, /Usage: recmaster/);
@@ -52,7 +52,7 @@ describe('recmaster CLI', () => {
     ]);
     const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
     assert.equal(summary.itemUpserts, 500 + summary.newItems);
-    assert.ok(summary.impressions > 0 && summary.clicks > 0);
+    assert.ok(summary.impressions > 0 && summary.clicks > 0, JSON.stringify(summary));
 
     const topics = JSON.parse((await recmaster(['-d', dir, 'topics', '--json'])).stdout);
     const count = (name: string) =>
@@ -65,7 +65,7 @@ describe('recmaster CLI', () => {
 
     const tail = await recmaster(['-d', dir, 'tail', 'feedback', '-n', '3']);
     const lines = tail.stdout.trim().split('\n');
-    assert.ok(lines.length > 0 && lines.length <= 12);
+    assert.ok(lines.length > 0 && lines.length <= 12, `${lines.length} lines`);
     for (const line of lines) assert.ok(decodeEvent(Buffer.from(line)).ok, line);
 
     // The world is recorded so later stages can rebuild the truth.
@@ -90,5 +90,47 @@ describe('recmaster CLI', () => {
     const unknown = await fails(['-d', dir, 'tail', 'nope']);
     assert.match(unknown.stderr, /no topic nope/);
     await cleanup();
+  });
+
+  test('train-gnn saves a model version, then warm-starts the next from it', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const empty = await fails(['-d', dir, 'train-gnn']);
+      assert.match(empty.stderr, /no interactions/);
+      await recmaster([
+        '-d',
+        dir,
+        'simulate',
+        '--duration',
+        '120',
+        '--users',
+        '200',
+        '--items',
+        '500',
+      ]);
+      const first = JSON.parse(
+        (await recmaster(['-d', dir, 'train-gnn', '--max-steps', '3', '--json'])).stdout
+          .trim()
+          .split('\n')
+          .at(-1) as string,
+      );
+      assert.equal(first.version, 'v000001');
+      assert.equal(first.warmStartFrom, null);
+      assert.ok(first.interactions > 0 && first.steps === 3, JSON.stringify(first));
+      const second = JSON.parse(
+        (await recmaster(['-d', dir, 'train-gnn', '--max-steps', '2', '--json'])).stdout
+          .trim()
+          .split('\n')
+          .at(-1) as string,
+      );
+      assert.equal(second.version, 'v000002');
+      assert.equal(second.warmStartFrom, 'v000001');
+      const manifest = JSON.parse(
+        await readFile(path.join(dir, 'models', 'gnn', 'v000002', 'model.json'), 'utf8'),
+      );
+      assert.equal(manifest.training.warmStartFrom, 'v000001');
+    } finally {
+      await cleanup();
+    }
   });
 });
