@@ -75,6 +75,7 @@ function addTo(map: Map<string, Set<string>>, key: string, value: string): void 
 const graph = new InteractionGraph();
 const interacted = new Set<string>(); // items with any interaction before T
 const seenBefore = new Map<string, Set<string>>(); // user -> items interacted with before T
+const clicksBefore = new Map<string, number>(); // item -> clicks before T (popularity)
 const truth = new Map<string, Set<string>>(); // user -> items clicked during the holdout
 for (const e of sink.events) {
   if (e.type === 'item_upsert') {
@@ -85,6 +86,7 @@ for (const e of sink.events) {
   if (e.ts < cut) {
     graph.apply(e);
     interacted.add(e.itemId);
+    if (e.type === 'click') clicksBefore.set(e.itemId, (clicksBefore.get(e.itemId) ?? 0) + 1);
     addTo(seenBefore, e.userId, e.itemId);
   } else if (e.type === 'click' && graph.item(e.itemId)) {
     addTo(truth, e.userId, e.itemId);
@@ -119,9 +121,6 @@ say(`trained in ${trained.seconds.toFixed(1)} s (${trained.steps} steps)`);
 const emb = new GraphEmbeddings(trained.model, graph);
 const itemVecs = pool.map((_, i) => emb.itemEmbedding(i));
 
-const popularity = new Map<string, number>();
-for (let i = 0; i < graph.itemCount; i++)
-  popularity.set(pool[i] as string, graph.usersOf(i).length);
 const rng = new Rng(Number(args.seed)).fork('random-baseline');
 
 interface Totals {
@@ -189,7 +188,7 @@ for (const [userId, clicked] of truth) {
     let s = 0;
     if (query) for (let j = 0; j < v.length; j++) s += (query[j] as number) * (v[j] as number);
     lists.graphsage[i] = s;
-    lists.popularity[i] = popularity.get(pool[i] as string) ?? 0;
+    lists.popularity[i] = clicksBefore.get(pool[i] as string) ?? 0;
     lists.random[i] = rng.uniform();
     const worldItem = sim.world.itemIndex(pool[i] as string);
     lists.oracle[i] = sim.truth.affinityIdx(userIdx, worldItem, cut);
