@@ -141,7 +141,7 @@ describe('GraphSAGE', () => {
     await recall.embedAll();
     await recall.apply([upsert('fresh', 'a', ['a-t0'], 'a-creator1', T0 + 10_000_000)]);
     assert.ok(await index.has('fresh'), 'the fresh item is in the index');
-    assert.equal(recall.newItemLatencies.length, 1);
+    assert.equal(recall.newItemLatencyUs.totalCount, 1);
     // 21 taste-a items in all (20 + the fresh one): it must rank among them, above taste b.
     const top = await recall.recall('u0', 21);
     assert.ok(

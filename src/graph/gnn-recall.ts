@@ -2,6 +2,7 @@
 // put in the vector index as its upsert is applied (no retraining), an item whose users change
 // is re-embedded now and then, and a user's query is computed from the graph at request time,
 // so a click changes that user's candidates at once.
+import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
 import type { Event } from '../events/schemas.js';
 import type { SearchFilter, SearchHit, VectorIndex, VectorItem } from '../vectors/index.js';
 import type { InteractionGraph } from './graph.js';
@@ -17,8 +18,12 @@ export class GnnRecall {
   private readonly reembedEveryMs: number;
   /** Event time an item was last embedded, by item index. */
   private readonly embeddedAt: number[] = [];
-  /** Wall-clock ms from applying an item upsert to its vector being searchable. */
-  readonly newItemLatencies: number[] = [];
+  /** Wall-clock µs from applying an item upsert to its vector being searchable. */
+  readonly newItemLatencyUs: Histogram = buildHistogram({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 
   constructor(
     readonly graph: InteractionGraph,
@@ -79,7 +84,8 @@ export class GnnRecall {
     for (const i of touched) if (!upserted.has(i)) items.push(this.vectorItem(i));
     await this.index.upsert(items);
     const now = performance.now();
-    for (const t of started) this.newItemLatencies.push(now - t);
+    for (const t of started)
+      this.newItemLatencyUs.recordValue(Math.max(1, Math.round((now - t) * 1000)));
   }
 
   /** The user's candidates, best first; empty for a user with no interactions (use a fallback). */
