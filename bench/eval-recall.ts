@@ -36,6 +36,7 @@ const { values: args } = parseArgs({
     'sparse-learning-rate': { type: 'string' },
     'cold-dropout': { type: 'string' },
     'item-fanout': { type: 'string' },
+    'user-fanout': { type: 'string' },
     'query-fanout': { type: 'string' },
     seed: { type: 'string', default: '7' },
     k: { type: 'string', default: '100' },
@@ -114,6 +115,7 @@ const trained = await trainSage(
   {
     ...DEFAULT_SAGE_CONFIG,
     ...(args['item-fanout'] ? { itemFanout: Number(args['item-fanout']) } : {}),
+    ...(args['user-fanout'] ? { userFanout: Number(args['user-fanout']) } : {}),
     ...(args['query-fanout'] ? { queryFanout: Number(args['query-fanout']) } : {}),
   },
 );
