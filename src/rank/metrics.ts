@@ -1,0 +1,90 @@
+// Ranking metrics shared by the offline evaluation, the online trainer's guardrail and the
+// dashboard: AUC (with ties counted half), user-grouped AUC, NDCG@k and RMSE.
+
+/**
+ * Area under the ROC curve: the probability that a random positive scores above a random
+ * negative, ties counting one half. O(n log n). NaN when either class is missing.
+ */
+export function auc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const n = scores.length;
+  if (labels.length !== n) throw new Error(`auc: ${n} scores but ${labels.length} labels`);
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => (scores[a] as number) - (scores[b] as number),
+  );
+  let positives = 0;
+  let rankSum = 0;
+  for (let i = 0; i < n; ) {
+    // A run of tied scores shares the mean of its ranks (1-based).
+    let j = i;
+    while (j + 1 < n && scores[order[j + 1] as number] === scores[order[i] as number]) j++;
+    const meanRank = (i + j + 2) / 2;
+    for (let k = i; k <= j; k++) {
+      if ((labels[order[k] as number] as number) > 0) {
+        positives += 1;
+        rankSum += meanRank;
+      }
+    }
+    i = j + 1;
+  }
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) return Number.NaN;
+  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+/**
+ * User-grouped AUC: each user's AUC over their own impressions, weighted by their number of
+ * impressions; users with only positives or only negatives are skipped (their AUC is undefined).
+ */
+export function groupedAuc(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  groups: ArrayLike<string>,
+): number {
+  const byGroup = new Map<string, number[]>();
+  for (let i = 0; i < scores.length; i++) {
+    const g = groups[i] as string;
+    const list = byGroup.get(g) ?? [];
+    list.push(i);
+    byGroup.set(g, list);
+  }
+  let weighted = 0;
+  let weight = 0;
+  for (const idx of byGroup.values()) {
+    const value = auc(
+      idx.map((i) => scores[i] as number),
+      idx.map((i) => labels[i] as number),
+    );
+    if (Number.isNaN(value)) continue;
+    weighted += value * idx.length;
+    weight += idx.length;
+  }
+  return weight === 0 ? Number.NaN : weighted / weight;
+}
+
+/** NDCG@k of a ranking by `scores` against graded relevance `gains` (e.g. true watch seconds). */
+export function ndcgAtK(scores: ArrayLike<number>, gains: ArrayLike<number>, k: number): number {
+  const n = scores.length;
+  const byScore = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => (scores[b] as number) - (scores[a] as number) || a - b,
+  );
+  const ideal = Array.from({ length: n }, (_, i) => gains[i] as number).sort((a, b) => b - a);
+  let dcg = 0;
+  let idcg = 0;
+  for (let r = 0; r < Math.min(k, n); r++) {
+    const discount = 1 / Math.log2(r + 2);
+    dcg += (gains[byScore[r] as number] as number) * discount;
+    idcg += (ideal[r] as number) * discount;
+  }
+  return idcg === 0 ? Number.NaN : dcg / idcg;
+}
+
+export function rmse(predicted: ArrayLike<number>, actual: ArrayLike<number>): number {
+  if (predicted.length !== actual.length || predicted.length === 0)
+    throw new Error(`rmse: ${predicted.length} predictions for ${actual.length} values`);
+  let sum = 0;
+  for (let i = 0; i < predicted.length; i++) {
+    const d = (predicted[i] as number) - (actual[i] as number);
+    sum += d * d;
+  }
+  return Math.sqrt(sum / predicted.length);
+}

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { auc, groupedAuc, ndcgAtK, rmse } from '../src/rank/metrics.js';
+import { Rng } from '../src/util/rng.js';
+
+/** The definition itself: pairs of (positive, negative), ties counting one half. O(n²). */
+function pairwiseAuc(scores: number[], labels: number[]): number {
+  let wins = 0;
+  let pairs = 0;
+  for (let i = 0; i < scores.length; i++) {
+    for (let j = 0; j < scores.length; j++) {
+      if (!(labels[i] === 1 && labels[j] === 0)) continue;
+      pairs += 1;
+      const a = scores[i] as number;
+      const b = scores[j] as number;
+      wins += a > b ? 1 : a === b ? 0.5 : 0;
+    }
+  }
+  return wins / pairs;
+}
+
+describe('ranking metrics', () => {
+  test('AUC equals the pairwise definition, ties included', () => {
+    const rng = new Rng(3);
+    for (let trial = 0; trial < 20; trial++) {
+      const n = 5 + rng.int(60);
+      // Coarse scores make ties common.
+      const scores = Array.from({ length: n }, () => Math.round(rng.uniform() * 8) / 8);
+      const labels = Array.from({ length: n }, (_, i) => (i < 2 ? i : rng.uniform() < 0.3 ? 1 : 0));
+      const got = auc(scores, labels);
+      assert.ok(Math.abs(got - pairwiseAuc(scores, labels)) < 1e-12, `trial ${trial}: ${got}`);
+    }
+    assert.equal(auc([1, 2, 3], [0, 1, 1]), 1);
+    assert.equal(auc([3, 2, 1], [0, 1, 1]), 0);
+    assert.ok(Number.isNaN(auc([1, 2], [1, 1])), 'one class only: undefined');
+    assert.throws(() => auc([1, 2], [1]), /2 scores but 1 labels/);
+  });
+
+  test('grouped AUC weights users by impressions and skips one-class users', () => {
+    const scores = [0.9, 0.1, 0.2, 0.8, 0.5, 0.4];
+    const labels = [1, 0, 1, 0, 1, 1];
+    const users = ['a', 'a', 'b', 'b', 'c', 'c'];
+    // a: 1.0 over 2 impressions, b: 0.0 over 2, c: skipped (positives only).
+    assert.equal(groupedAuc(scores, labels, users), 0.5);
+  });
+
+  test('NDCG@k is 1 for the ideal order and lower otherwise; RMSE is the root mean square', () => {
+    const gains = [3, 2, 0, 1];
+    assert.equal(ndcgAtK([4, 3, 1, 2], gains, 4), 1);
+    const worst = ndcgAtK([1, 2, 4, 3], gains, 4);
+    assert.ok(worst > 0 && worst < 1, `${worst}`);
+    assert.ok(Number.isNaN(ndcgAtK([1, 2], [0, 0], 2)), 'no gain at all: undefined');
+    assert.equal(rmse([1, 2, 3], [1, 2, 5]), Math.sqrt(4 / 3));
+  });
+});
