@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { crc32c } from '@node-rs/crc32';
 import * as tf from '@tensorflow/tfjs';
 import { open } from 'lmdb';
-import { useWasmBackend } from '../src/graph/sage-trainer.js';
+import { useWasmBackend } from '../src/util/tf.js';
 import { UsearchIndex } from '../src/vectors/index.js';
 
 if (crc32c('a') !== 3251651376) throw new Error('@node-rs/crc32 gives a wrong checksum');

@@ -19,11 +19,8 @@
 // they live in plain arrays and are updated row by row with Adagrad (per-row optimiser state);
 // TensorFlow.js computes the gradient of the looked-up rows and the dense weights (Adam).
 // (This also sidesteps the wasm backend, which has no kernel for the gradient of a gather.)
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../util/rng.js';
+import { matMul, tf, useWasmBackend } from '../util/tf.js';
 import type { InteractionGraph } from './graph.js';
 import {
   DEFAULT_SAGE_CONFIG,
@@ -58,21 +55,6 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   coldDropout: 0.3,
   seed: 1,
 };
-
-let backendReady: Promise<void> | undefined;
-
-/** Selects the WebAssembly backend once per process (falls back to the CPU backend with a warning). */
-export function useWasmBackend(): Promise<void> {
-  backendReady ??= (async () => {
-    const require = createRequire(import.meta.url);
-    const pkg = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
-    setWasmPaths(`${path.join(path.dirname(pkg), 'dist')}/`);
-    if (!(await tf.setBackend('wasm')))
-      throw new Error('the TensorFlow.js wasm backend did not start');
-    await tf.ready();
-  })();
-  return backendReady;
-}
 
 const DENSE = [
   'wMeta',
@@ -341,24 +323,6 @@ class SparseAdagrad {
     }
   }
 }
-
-/**
- * a · b whose gradients are computed with explicit transposes: the wasm backend multiplies
- * a transposed operand about ten times slower than a plain one (measured: 254 ms against
- * 67 ms for a [20480, 192]ᵀ · [20480, 64] product).
- */
-const matMul = tf.customGrad((...args: unknown[]) => {
-  const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      const g = dy as tf.Tensor2D;
-      return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
-    },
-  };
-}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
 
 /** meta() of sage-model.ts on looked-up rows. */
 function metaRep(v: Vars, x: tf.Tensor): tf.Tensor {
