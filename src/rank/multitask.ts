@@ -1,0 +1,179 @@
+// The dense multi-task part of the ranker, in three architectures under one code path:
+//
+//   mmoe           E shared experts (ReLU layers) and one softmax gate per task over them;
+//                  each task's tower sees its own mixture Σ_e g_t(x)_e · expert_e(x)
+//                  (Ma et al., KDD 2018)
+//   shared_bottom  one shared ReLU layer as wide as all experts together, then the towers
+//   single_task    a separate bottom (as wide as one expert set) for each task
+//
+// Each task has a tower (ReLU layer, then one output). A task's loss is 'logistic' (sigmoid
+// cross-entropy, for click-through) or 'mse' (for a transformed regression target such as
+// log1p of watch seconds). Inputs are dense rows; the sparse ID embeddings in front of this
+// network are looked up by the caller.
+import type { Rng } from '../util/rng.js';
+import { matMul, tf, useWasmBackend } from '../util/tf.js';
+
+export type Architecture = 'mmoe' | 'shared_bottom' | 'single_task';
+export type TaskLoss = 'logistic' | 'mse';
+
+export interface MultiTaskConfig {
+  architecture: Architecture;
+  inputDim: number;
+  experts: number;
+  expertDim: number;
+  towerDim: number;
+  tasks: readonly TaskLoss[];
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Weight of each task's loss in the sum. Default 1 each. */
+  taskWeights?: readonly number[];
+  rng: Rng;
+  onEpoch?: (epoch: number, loss: number) => void;
+}
+
+type Params = Record<string, tf.Variable>;
+
+export class MultiTaskNet {
+  readonly config: MultiTaskConfig;
+  private readonly params: Params = {};
+
+  private constructor(config: MultiTaskConfig, rng: Rng) {
+    this.config = config;
+    const { inputDim: d, experts: E, expertDim: h, towerDim: t } = config;
+    const dense = (name: string, rows: number, cols: number) => {
+      const s = Math.sqrt(2 / (rows + cols));
+      this.params[`${name}.w`] = tf.variable(
+        tf.tensor2d(
+          Float32Array.from({ length: rows * cols }, () => s * rng.normal()),
+          [rows, cols],
+        ),
+      );
+      this.params[`${name}.b`] = tf.variable(tf.zeros([cols]));
+    };
+    const tasks = config.tasks.length;
+    if (config.architecture === 'single_task') {
+      for (let k = 0; k < tasks; k++) dense(`bottom${k}`, d, E * h);
+    } else {
+      // MMoE's experts are one matmul ([d, E·h]), sliced per expert; shared-bottom is the same layer.
+      dense('bottom', d, E * h);
+    }
+    for (let k = 0; k < tasks; k++) {
+      if (config.architecture === 'mmoe') dense(`gate${k}`, d, E);
+      dense(`tower${k}`, config.architecture === 'mmoe' ? h : E * h, t);
+      dense(`out${k}`, t, 1);
+    }
+  }
+
+  static async create(config: MultiTaskConfig, rng: Rng): Promise<MultiTaskNet> {
+    if (config.tasks.length === 0) throw new Error('a multi-task net needs at least one task');
+    await useWasmBackend();
+    return new MultiTaskNet(config, rng);
+  }
+
+  /** One logit (logistic tasks) or prediction (mse tasks) per task: [n, 1] each. */
+  forward(x: tf.Tensor2D): tf.Tensor2D[] {
+    const p = this.params;
+    const layer = (input: tf.Tensor2D, name: string, relu: boolean) => {
+      const y = matMul(input, p[`${name}.w`] as tf.Tensor).add(
+        p[`${name}.b`] as tf.Tensor,
+      ) as tf.Tensor2D;
+      return relu ? tf.relu(y) : y;
+    };
+    const { experts: E, expertDim: h, architecture } = this.config;
+    const n = x.shape[0];
+    const shared = architecture === 'single_task' ? null : layer(x, 'bottom', true);
+    return this.config.tasks.map((_, k) => {
+      let towerIn: tf.Tensor2D;
+      if (architecture === 'single_task') towerIn = layer(x, `bottom${k}`, true);
+      else if (architecture === 'shared_bottom') towerIn = shared as tf.Tensor2D;
+      else {
+        const gate = tf.softmax(layer(x, `gate${k}`, false)); // [n, E]
+        const experts = (shared as tf.Tensor2D).reshape([n, E, h]);
+        towerIn = experts.mul(gate.reshape([n, E, 1])).sum(1) as tf.Tensor2D;
+      }
+      return layer(layer(towerIn, `tower${k}`, true), `out${k}`, false);
+    });
+  }
+
+  /** The gates' mixtures for inspection (MMoE only): one [n, experts] array per task. */
+  gates(x: tf.Tensor2D): Float32Array[] {
+    if (this.config.architecture !== 'mmoe') return [];
+    return tf.tidy(() =>
+      this.config.tasks.map((_, k) => {
+        const p = this.params;
+        const logits = matMul(x, p[`gate${k}.w`] as tf.Tensor).add(p[`gate${k}.b`] as tf.Tensor);
+        return tf.softmax(logits).dataSync() as Float32Array;
+      }),
+    );
+  }
+
+  /** Predictions as numbers: probabilities for logistic tasks, raw values for mse tasks. */
+  predict(x: Float32Array, n: number): Float32Array[] {
+    return tf.tidy(() => {
+      const outs = this.forward(tf.tensor2d(x, [n, this.config.inputDim]));
+      return outs.map(
+        (o, k) =>
+          (this.config.tasks[k] === 'logistic' ? tf.sigmoid(o) : o).dataSync() as Float32Array,
+      );
+    });
+  }
+
+  /** Mini-batch Adam on rows `x` ([n, inputDim]) with one target array per task. */
+  async fit(x: Float32Array, n: number, targets: readonly Float32Array[], opts: FitOptions) {
+    const d = this.config.inputDim;
+    if (x.length !== n * d) throw new Error(`fit: x has ${x.length} values, expected ${n}×${d}`);
+    if (targets.length !== this.config.tasks.length || targets.some((t) => t.length !== n))
+      throw new Error(`fit: need ${this.config.tasks.length} target arrays of ${n} values`);
+    const optimizer = tf.train.adam(opts.learningRate);
+    const weights = opts.taskWeights ?? this.config.tasks.map(() => 1);
+    const order = Array.from({ length: n }, (_, i) => i);
+    let last = Number.NaN;
+    try {
+      for (let epoch = 0; epoch < opts.epochs; epoch++) {
+        opts.rng.shuffle(order);
+        let total = 0;
+        let batches = 0;
+        for (let start = 0; start < n; start += opts.batchSize) {
+          const idx = order.slice(start, start + opts.batchSize);
+          const bx = new Float32Array(idx.length * d);
+          idx.forEach((row, r) => {
+            bx.set(x.subarray(row * d, (row + 1) * d), r * d);
+          });
+          const by = targets.map((t) => Float32Array.from(idx, (row) => t[row] as number));
+          const loss = optimizer.minimize(() => {
+            const outs = this.forward(tf.tensor2d(bx, [idx.length, d]));
+            let sum: tf.Tensor = tf.scalar(0);
+            outs.forEach((o, k) => {
+              const y = tf.tensor2d(by[k] as Float32Array, [idx.length, 1]);
+              const l =
+                this.config.tasks[k] === 'logistic'
+                  ? tf.losses.sigmoidCrossEntropy(y, o)
+                  : tf.losses.meanSquaredError(y, o);
+              sum = sum.add(l.mul(weights[k] ?? 1));
+            });
+            return sum as tf.Scalar;
+          }, true);
+          if (!loss) throw new Error('the optimiser returned no loss');
+          total += (await loss.data())[0] as number;
+          loss.dispose();
+          batches += 1;
+        }
+        last = total / batches;
+        if (!Number.isFinite(last))
+          throw new Error(`training diverged (loss ${last}) in epoch ${epoch}`);
+        opts.onEpoch?.(epoch, last);
+      }
+    } finally {
+      optimizer.dispose();
+    }
+    return last;
+  }
+
+  dispose(): void {
+    tf.dispose(Object.values(this.params));
+  }
+}

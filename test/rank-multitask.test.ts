@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { auc, rmse } from '../src/rank/metrics.js';
+import { type Architecture, MultiTaskNet } from '../src/rank/multitask.js';
+import { Rng } from '../src/util/rng.js';
+
+/** Two tasks on the same inputs: a click (Bernoulli of a logistic) and a watch value. */
+function synthetic(n: number, w1: number[], w2: number[], rng: Rng) {
+  const d = w1.length;
+  const x = new Float32Array(n * d);
+  const click = new Float32Array(n);
+  const watch = new Float32Array(n);
+  const trueP = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let a = 0;
+    let b = 0;
+    for (let j = 0; j < d; j++) {
+      const v = rng.normal();
+      x[i * d + j] = v;
+      a += (w1[j] as number) * v;
+      b += (w2[j] as number) * v;
+    }
+    const p = 1 / (1 + Math.exp(-(a + Math.sin(a))));
+    trueP[i] = p;
+    click[i] = rng.uniform() < p ? 1 : 0;
+    watch[i] = Math.tanh(b) + 0.1 * rng.normal();
+  }
+  return { x, click, watch, trueP };
+}
+
+describe('multi-task network (MMoE, shared-bottom, single-task)', () => {
+  const rng = new Rng(9);
+  const d = 8;
+  const w1 = Array.from({ length: d }, () => rng.normal());
+  const w2 = Array.from({ length: d }, () => rng.normal());
+  const train = synthetic(6000, w1, w2, rng.fork('train'));
+  const testSet = synthetic(2000, w1, w2, rng.fork('test'));
+  const meanWatch = train.watch.reduce((s, v) => s + v, 0) / train.watch.length;
+  const baselineRmse = rmse(new Float32Array(testSet.watch.length).fill(meanWatch), testSet.watch);
+  const oracleAuc = auc(testSet.trueP, testSet.click);
+
+  for (const architecture of ['mmoe', 'shared_bottom', 'single_task'] as Architecture[]) {
+    test(`${architecture} learns both tasks`, async () => {
+      const net = await MultiTaskNet.create(
+        {
+          architecture,
+          inputDim: d,
+          experts: 4,
+          expertDim: 16,
+          towerDim: 8,
+          tasks: ['logistic', 'mse'],
+        },
+        rng.fork(architecture),
+      );
+      try {
+        const loss = await net.fit(train.x, 6000, [train.click, train.watch], {
+          epochs: 10,
+          batchSize: 256,
+          learningRate: 0.01,
+          rng: rng.fork(`${architecture}/fit`),
+        });
+        assert.ok(Number.isFinite(loss), `loss ${loss}`);
+        const [p, w] = net.predict(testSet.x, 2000) as [Float32Array, Float32Array];
+        const got = auc(p, testSet.click);
+        assert.ok(got > 0.98 * oracleAuc, `${architecture}: AUC ${got}, oracle ${oracleAuc}`);
+        const err = rmse(w, testSet.watch);
+        assert.ok(
+          err < 0.5 * baselineRmse,
+          `${architecture}: RMSE ${err}, mean baseline ${baselineRmse}`,
+        );
+      } finally {
+        net.dispose();
+      }
+    });
+  }
+
+  test('MMoE gates are softmax mixtures over the experts', async () => {
+    const net = await MultiTaskNet.create(
+      {
+        architecture: 'mmoe',
+        inputDim: d,
+        experts: 3,
+        expertDim: 4,
+        towerDim: 4,
+        tasks: ['logistic', 'mse'],
+      },
+      rng.fork('gates'),
+    );
+    try {
+      const { tf } = await import('../src/util/tf.js');
+      const gates = net.gates(tf.tensor2d(testSet.x.subarray(0, 5 * d), [5, d]));
+      assert.equal(gates.length, 2, 'one gate per task');
+      for (const g of gates) {
+        for (let r = 0; r < 5; r++) {
+          const row = Array.from(g.subarray(r * 3, r * 3 + 3));
+          assert.ok(Math.abs(row.reduce((s, v) => s + v, 0) - 1) < 1e-5, `row sums to 1: ${row}`);
+        }
+      }
+      assert.throws(() => net.predict(new Float32Array(3), 1), /./, 'a wrong input width throws');
+    } finally {
+      net.dispose();
+    }
+  });
+});
