@@ -19,6 +19,7 @@
 // they live in plain arrays and are updated row by row with Adagrad (per-row optimiser state);
 // TensorFlow.js computes the gradient of the looked-up rows and the dense weights (Adam).
 // (This also sidesteps the wasm backend, which has no kernel for the gradient of a gather.)
+import { EmbeddingTable } from '../util/embedding-table.js';
 import { Rng } from '../util/rng.js';
 import { matMul, tf, useWasmBackend } from '../util/tf.js';
 import type { InteractionGraph } from './graph.js';
@@ -99,7 +100,7 @@ export async function trainSage(
     DENSE.map((n) => [n, tf.variable(tensorOf(n, init, d), true, n)]),
   ) as Vars;
   const optimizer = tf.train.adam(opts.learningRate);
-  const sparse = new SparseAdagrad(init, d, opts.sparseLearningRate);
+  const sparse = new SparseTables(init, d, opts.sparseLearningRate);
   const edges = graph.edges();
   if (edges.length === 0) throw new Error('the graph has no interactions to train on');
   const stepsPerEpoch = Math.ceil(edges.length / opts.batchSize);
@@ -268,59 +269,36 @@ function buildBatch(
   };
 }
 
-/** Row-wise Adagrad on the sparse tables: only the rows a step used change. */
-class SparseAdagrad {
-  private readonly acc: Record<SparseName, Float32Array>;
+/** Row-wise Adagrad on the three metadata tables (trained in place in the weights). */
+class SparseTables {
+  private readonly tables: Record<SparseName, EmbeddingTable>;
 
   constructor(
-    private readonly w: SageWeights,
+    w: SageWeights,
     private readonly d: number,
-    private readonly lr: number,
+    lr: number,
   ) {
-    this.acc = {
-      catEmb: new Float32Array(w.catEmb.length).fill(0.1),
-      tagEmb: new Float32Array(w.tagEmb.length).fill(0.1),
-      creatorEmb: new Float32Array(w.creatorEmb.length).fill(0.1),
+    this.tables = {
+      catEmb: new EmbeddingTable(d, w.catEmb, lr),
+      tagEmb: new EmbeddingTable(d, w.tagEmb, lr),
+      creatorEmb: new EmbeddingTable(d, w.creatorEmb, lr),
     };
   }
 
   /** Applies the gradient of looked-up rows (`grad` is [rows, 3·dim]) to their table rows. */
   apply(rows: RowSources, grad: Float32Array): void {
     const d = this.d;
-    // Sum each table row's gradient over the batch first, then take one step per row.
-    const sums: Record<SparseName, Map<number, Float32Array>> = {
-      catEmb: new Map(),
-      tagEmb: new Map(),
-      creatorEmb: new Map(),
-    };
-    const add = (table: SparseName, row: number, from: number, scale: number) => {
-      if (row === 0) return; // the unknown row stays zero
-      const g = sums[table].get(row) ?? new Float32Array(d);
-      sums[table].set(row, g);
-      for (let j = 0; j < d; j++) g[j] = (g[j] as number) + scale * (grad[from + j] as number);
-    };
+    const { catEmb, tagEmb, creatorEmb } = this.tables;
     for (let r = 0; r < rows.cat.length; r++) {
       const base = r * 3 * d;
-      add('catEmb', rows.cat[r] as number, base, 1);
-      add('creatorEmb', rows.cre[r] as number, base + 2 * d, 1);
+      catEmb.accumulate(rows.cat[r] as number, grad, base);
+      creatorEmb.accumulate(rows.cre[r] as number, grad, base + 2 * d);
       for (let t = 0; t < rows.T; t++) {
         const tw = rows.tagW[r * rows.T + t] as number;
-        if (tw !== 0) add('tagEmb', rows.tags[r * rows.T + t] as number, base + d, tw);
+        if (tw !== 0) tagEmb.accumulate(rows.tags[r * rows.T + t] as number, grad, base + d, tw);
       }
     }
-    for (const table of SPARSE) {
-      const w = this.w[table];
-      const acc = this.acc[table];
-      for (const [row, g] of sums[table]) {
-        const base = row * d;
-        for (let j = 0; j < d; j++) {
-          const gj = g[j] as number;
-          const a = (acc[base + j] as number) + gj * gj;
-          acc[base + j] = a;
-          w[base + j] = (w[base + j] as number) - (this.lr * gj) / Math.sqrt(a);
-        }
-      }
-    }
+    for (const table of SPARSE) this.tables[table].step();
   }
 }
 
