@@ -20,6 +20,8 @@ const { values: args } = parseArgs({
     samples: { type: 'string', default: '20000' },
     epochs: { type: 'string', default: '20' },
     seeds: { type: 'string', default: '2' },
+    experts: { type: 'string', default: '8' },
+    'expert-dim': { type: 'string', default: '16' },
   },
 });
 const samples = Number(args.samples);
@@ -77,8 +79,8 @@ for (const correlation of [1, 0.9, 0.5, 0]) {
         {
           architecture,
           inputDim: train.d,
-          experts: 8,
-          expertDim: 16,
+          experts: Number(args.experts),
+          expertDim: Number(args['expert-dim']),
           towerDim: 8,
           tasks: ['logistic', 'mse'],
         },
@@ -113,6 +115,8 @@ console.log(
     samples,
     epochs,
     seeds,
+    experts: Number(args.experts),
+    expert_dim: Number(args['expert-dim']),
     correlation_sweep: sweep,
     machine: machine(),
   }),
