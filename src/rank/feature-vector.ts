@@ -1,0 +1,98 @@
+// Real-time features as the ranker's dense input, one definition for serving and training:
+// the server turns store rows into a vector, logs it with the impression as a named snapshot,
+// and training turns the snapshot back into the same vector (training–serving consistency by
+// construction, not by recomputation).
+//
+// Transforms follow the catalogue: counts and sums (and decayed counts) → log1p, ratios as they
+// are, a missing value → 0 with a per-entity "row missing" flag. Sequences (last-N ids) are not
+// dense features: the ranker pools their embeddings separately.
+import { FEATURES, type FeatureDefinition } from '../features/definitions.js';
+import type { FeatureRow } from '../store/store.js';
+
+export type Transform = 'log1p' | 'identity';
+
+export interface VectorSlot {
+  /** `${entity}.${feature}` or `${entity}.missing`. */
+  name: string;
+  entity: 'user' | 'item' | 'user_category';
+  feature: string | null;
+  transform: Transform;
+}
+
+export class FeatureVectorizer {
+  readonly slots: readonly VectorSlot[];
+  private readonly index: ReadonlyMap<string, number>;
+
+  constructor(features: readonly FeatureDefinition[] = FEATURES) {
+    const slots: VectorSlot[] = [];
+    for (const entity of ['user', 'item', 'user_category'] as const) {
+      for (const f of features) {
+        if (f.entity !== entity) continue;
+        if (f.kind === 'aggregate' && f.aggregation.kind === 'last_n') continue;
+        slots.push({
+          name: `${entity}.${f.name}`,
+          entity,
+          feature: f.name,
+          transform: f.kind === 'derived' ? 'identity' : 'log1p',
+        });
+      }
+      slots.push({ name: `${entity}.missing`, entity, feature: null, transform: 'identity' });
+    }
+    this.slots = slots;
+    this.index = new Map(slots.map((s, i) => [s.name, i]));
+  }
+
+  get width(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Rows [n, width] for one user and n candidate items; `userCategory[i]` is the user's
+   * user×category row for item i's category (null or absent when unknown).
+   */
+  vectors(
+    user: FeatureRow | null,
+    items: readonly (FeatureRow | null)[],
+    userCategory: readonly (FeatureRow | null)[] = [],
+  ): Float32Array {
+    const width = this.width;
+    const out = new Float32Array(items.length * width);
+    for (let i = 0; i < items.length; i++) {
+      const rows = { user, item: items[i] ?? null, user_category: userCategory[i] ?? null };
+      for (let s = 0; s < width; s++) {
+        const slot = this.slots[s] as VectorSlot;
+        const row = rows[slot.entity];
+        out[i * width + s] =
+          slot.feature === null ? (row ? 0 : 1) : transform(slot, row?.values[slot.feature]);
+      }
+    }
+    return out;
+  }
+
+  /** One vector as a named snapshot, for the impression log. */
+  toSnapshot(vector: Float32Array, offset = 0): Record<string, number> {
+    const snapshot: Record<string, number> = {};
+    this.slots.forEach((slot, s) => {
+      snapshot[slot.name] = vector[offset + s] as number;
+    });
+    return snapshot;
+  }
+
+  /**
+   * A logged snapshot back to a vector. Names the catalogue no longer has are ignored; slots the
+   * snapshot lacks (a feature added since it was logged) read as missing: 0.
+   */
+  fromSnapshot(snapshot: Readonly<Record<string, unknown>>, out = new Float32Array(this.width)) {
+    out.fill(0);
+    for (const [name, value] of Object.entries(snapshot)) {
+      const s = this.index.get(name);
+      if (s !== undefined && typeof value === 'number' && Number.isFinite(value)) out[s] = value;
+    }
+    return out;
+  }
+}
+
+function transform(slot: VectorSlot, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return 0;
+  return slot.transform === 'log1p' ? Math.log1p(Math.max(0, value)) : value;
+}
