@@ -122,6 +122,30 @@ export class MultiTaskNet {
     });
   }
 
+  /** The trainable weights (for training loops that also train inputs, like embeddings). */
+  get variables(): tf.Variable[] {
+    return Object.values(this.params);
+  }
+
+  /** The weighted sum of the task losses on a batch ([n, inputDim] rows, [n, 1] targets). */
+  loss(
+    x: tf.Tensor2D,
+    targets: readonly tf.Tensor2D[],
+    taskWeights?: readonly number[],
+  ): tf.Scalar {
+    const outs = this.forward(x);
+    let sum: tf.Tensor = tf.scalar(0);
+    outs.forEach((o, k) => {
+      const y = targets[k] as tf.Tensor2D;
+      const l =
+        this.config.tasks[k] === 'logistic'
+          ? tf.losses.sigmoidCrossEntropy(y, o)
+          : tf.losses.meanSquaredError(y, o);
+      sum = sum.add(l.mul(taskWeights?.[k] ?? 1));
+    });
+    return sum as tf.Scalar;
+  }
+
   /** Mini-batch Adam on rows `x` ([n, inputDim]) with one target array per task. */
   async fit(x: Float32Array, n: number, targets: readonly Float32Array[], opts: FitOptions) {
     const d = this.config.inputDim;
@@ -144,19 +168,16 @@ export class MultiTaskNet {
             bx.set(x.subarray(row * d, (row + 1) * d), r * d);
           });
           const by = targets.map((t) => Float32Array.from(idx, (row) => t[row] as number));
-          const loss = optimizer.minimize(() => {
-            const outs = this.forward(tf.tensor2d(bx, [idx.length, d]));
-            let sum: tf.Tensor = tf.scalar(0);
-            outs.forEach((o, k) => {
-              const y = tf.tensor2d(by[k] as Float32Array, [idx.length, 1]);
-              const l =
-                this.config.tasks[k] === 'logistic'
-                  ? tf.losses.sigmoidCrossEntropy(y, o)
-                  : tf.losses.meanSquaredError(y, o);
-              sum = sum.add(l.mul(weights[k] ?? 1));
-            });
-            return sum as tf.Scalar;
-          }, true);
+          const loss = optimizer.minimize(
+            () =>
+              this.loss(
+                tf.tensor2d(bx, [idx.length, d]),
+                by.map((t) => tf.tensor2d(t, [idx.length, 1])),
+                weights,
+              ),
+            true,
+            this.variables,
+          );
           if (!loss) throw new Error('the optimiser returned no loss');
           total += (await loss.data())[0] as number;
           loss.dispose();
