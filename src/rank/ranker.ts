@@ -78,6 +78,22 @@ export interface TrainOptions {
   onEpoch?: (epoch: number, loss: number) => void;
 }
 
+/**
+ * Every embedding lookup of an example as (input slot, table, id, weight): the one place that
+ * says where each ID goes, used to build inputs and to send their gradients back.
+ */
+function lookups(
+  e: RankExample,
+  visit: (slot: number, field: IdField, id: string, scale: number) => void,
+): void {
+  visit(0, 'user', e.userId, 1);
+  visit(1, 'item', e.itemId, 1);
+  visit(2, 'category', e.category, 1);
+  visit(3, 'creator', e.creator, 1);
+  for (const t of e.tags) visit(4, 'tag', t, 1 / e.tags.length);
+  for (const c of e.recentClicks) visit(5, 'item', c, 1 / e.recentClicks.length);
+}
+
 export class Ranker {
   readonly config: RankerConfig;
   readonly net: MultiTaskNet;
@@ -145,18 +161,12 @@ export class Ranker {
     const out = new Float32Array(examples.length * width);
     examples.forEach((e, n) => {
       const base = n * width;
-      const put = (slot: number, field: IdField, id: string, scale: number) => {
+      lookups(e, (slot, field, id, scale) => {
         const row = this.tables[field].row(hashedRow(id, this.config.rows[field]));
         for (let j = 0; j < d; j++)
           out[base + slot * d + j] =
             (out[base + slot * d + j] as number) + scale * (row[j] as number);
-      };
-      put(0, 'user', e.userId, 1);
-      put(1, 'item', e.itemId, 1);
-      put(2, 'category', e.category, 1);
-      put(3, 'creator', e.creator, 1);
-      for (const t of e.tags) put(4, 'tag', t, 1 / e.tags.length);
-      for (const c of e.recentClicks) put(5, 'item', c, 1 / e.recentClicks.length);
+      });
       if (e.features.length !== featureWidth)
         throw new Error(`ranker: ${e.features.length} features, expected ${featureWidth}`);
       out.set(e.features, base + 6 * d);
@@ -240,19 +250,14 @@ export class Ranker {
           // Scatter the input gradient back to the embedding rows it came from.
           batch.forEach((e, r) => {
             const base = r * width;
-            const acc = (slot: number, field: IdField, id: string, scale: number) =>
+            lookups(e, (slot, field, id, scale) =>
               this.tables[field].accumulate(
                 hashedRow(id, this.config.rows[field]),
                 gx,
                 base + slot * d,
                 scale,
-              );
-            acc(0, 'user', e.userId, 1);
-            acc(1, 'item', e.itemId, 1);
-            acc(2, 'category', e.category, 1);
-            acc(3, 'creator', e.creator, 1);
-            for (const t of e.tags) acc(4, 'tag', t, 1 / e.tags.length);
-            for (const c of e.recentClicks) acc(5, 'item', c, 1 / e.recentClicks.length);
+              ),
+            );
           });
           for (const t of Object.values(this.tables)) t.step();
           total += (await value.data())[0] as number;
