@@ -37,6 +37,17 @@ export interface FitOptions {
 
 type Params = Record<string, tf.Variable>;
 
+/** One epoch's mini-batches: `order` (row indexes) reshuffled in place, in slices of `batchSize`. */
+export function* shuffledBatches(
+  order: number[],
+  batchSize: number,
+  rng: Rng,
+): Generator<number[]> {
+  rng.shuffle(order);
+  for (let start = 0; start < order.length; start += batchSize)
+    yield order.slice(start, start + batchSize);
+}
+
 export class MultiTaskNet {
   readonly config: MultiTaskConfig;
   private readonly params: Params = {};
@@ -158,11 +169,9 @@ export class MultiTaskNet {
     let last = Number.NaN;
     try {
       for (let epoch = 0; epoch < opts.epochs; epoch++) {
-        opts.rng.shuffle(order);
         let total = 0;
         let batches = 0;
-        for (let start = 0; start < n; start += opts.batchSize) {
-          const idx = order.slice(start, start + opts.batchSize);
+        for (const idx of shuffledBatches(order, opts.batchSize, opts.rng)) {
           const bx = new Float32Array(idx.length * d);
           idx.forEach((row, r) => {
             bx.set(x.subarray(row * d, (row + 1) * d), r * d);

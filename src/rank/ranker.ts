@@ -18,7 +18,7 @@
 import { EmbeddingTable, hashedRow } from '../util/embedding-table.js';
 import type { Rng } from '../util/rng.js';
 import { tf } from '../util/tf.js';
-import { type Architecture, MultiTaskNet } from './multitask.js';
+import { type Architecture, MultiTaskNet, shuffledBatches } from './multitask.js';
 
 export interface RankerConfig {
   architecture: Architecture;
@@ -218,17 +218,15 @@ export class Ranker {
     let last = Number.NaN;
     try {
       for (let epoch = 0; epoch < opts.epochs; epoch++) {
-        opts.rng.shuffle(order);
         let total = 0;
         let batches = 0;
-        for (let start = 0; start < n; start += opts.batchSize) {
-          const idx = order.slice(start, start + opts.batchSize);
+        for (const idx of shuffledBatches(order, opts.batchSize, opts.rng)) {
           const batch = idx.map((i) => examples[i] as RankExample);
           const b = batch.length;
           const x = tf.variable(
             tf.tensor2d(this.inputs(batch), [b, width]),
             true,
-            `rankX${epoch}_${start}`,
+            `rankX${epoch}_${batches}`,
           );
           const yClick = tf.tensor2d(
             Float32Array.from(idx, (i) => clicked[i] as number),
