@@ -11,7 +11,15 @@ export type ErrorCode =
   | 'E_RECORD_TOO_LARGE'
   | 'E_CLOSED'
   | 'E_EVENT_INVALID'
-  | 'E_STORE_FORMAT';
+  | 'E_STORE_FORMAT'
+  /** A vector, id, attribute or k the vector index cannot accept (wrong dimension, NaN, ...). */
+  | 'E_VECTOR_INVALID'
+  /** A vector index directory built with another dimension, metric or kind. */
+  | 'E_VECTOR_CONFIG'
+  /** Vector index files that do not match their manifest. */
+  | 'E_VECTOR_CORRUPT'
+  /** A vector index used after close. */
+  | 'E_VECTOR_CLOSED';
 
 export class RecmasterError extends Error {
   readonly code: ErrorCode;

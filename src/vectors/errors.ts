@@ -1,24 +1,15 @@
-// Errors of the vector index, with a stable code like RecmasterError. Kept here rather
-// than in src/errors.ts only because this stage was built without touching shared files;
-// folding these codes into ErrorCode is a two-line move.
+// Errors of the vector index: RecmasterErrors whose code is one of the E_VECTOR_* codes, so
+// the CLI and callers handle them like every other error of the project.
+import { type ErrorCode, RecmasterError } from '../errors.js';
 
-export type VectorErrorCode =
-  /** A vector, id, attribute or k that cannot be accepted (wrong dimension, NaN, ...). */
-  | 'E_VECTOR_INVALID'
-  /** The directory holds an index built with another dimension, metric or kind. */
-  | 'E_VECTOR_CONFIG'
-  /** The files on disk do not match their manifest. */
-  | 'E_VECTOR_CORRUPT'
-  /** The index was closed. */
-  | 'E_VECTOR_CLOSED';
+export type VectorErrorCode = Extract<ErrorCode, `E_VECTOR_${string}`>;
 
-export class VectorIndexError extends Error {
-  readonly code: VectorErrorCode;
+export class VectorIndexError extends RecmasterError {
+  declare readonly code: VectorErrorCode;
 
   constructor(code: VectorErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'VectorIndexError';
-    this.code = code;
   }
 }
 
