@@ -29,6 +29,8 @@ import {
   type SageConfig,
   SageModel,
   type SageWeights,
+  WEIGHT_NAMES,
+  type WeightName,
 } from './sage-model.js';
 
 export interface TrainOptions {
@@ -57,21 +59,17 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   seed: 1,
 };
 
-const DENSE = [
-  'wMeta',
-  'bMeta',
-  'wQuery',
-  'bQuery',
-  'wSelf',
-  'wUsers',
-  'bItem',
-  'wCold',
-  'bCold',
-] as const;
-type DenseName = (typeof DENSE)[number];
-type Vars = Record<DenseName, tf.Variable>;
+/** Embedding tables: trained row by row in JS (SparseTables). */
 const SPARSE = ['catEmb', 'tagEmb', 'creatorEmb'] as const;
 type SparseName = (typeof SPARSE)[number];
+/** Fitted after training (fitColdShift), not by gradient. */
+type FittedName = 'coldShift';
+/** Every other weight is a dense TF variable trained with Adam. */
+type DenseName = Exclude<WeightName, SparseName | FittedName>;
+const DENSE = WEIGHT_NAMES.filter(
+  (n): n is DenseName => n !== 'coldShift' && !(SPARSE as readonly string[]).includes(n),
+);
+type Vars = Record<DenseName, tf.Variable>;
 
 export interface TrainResult {
   model: SageModel;
