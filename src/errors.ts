@@ -12,6 +12,10 @@ export type ErrorCode =
   | 'E_CLOSED'
   | 'E_EVENT_INVALID'
   | 'E_STORE_FORMAT'
+  /** A model on disk with bad shapes, non-finite weights or an unreadable manifest. */
+  | 'E_MODEL_INVALID'
+  /** No model version to serve yet (train one first). */
+  | 'E_MODEL_MISSING'
   /** A vector, id, attribute or k the vector index cannot accept (wrong dimension, NaN, ...). */
   | 'E_VECTOR_INVALID'
   /** A vector index directory built with another dimension, metric or kind. */

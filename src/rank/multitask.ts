@@ -52,18 +52,30 @@ export class MultiTaskNet {
   readonly config: MultiTaskConfig;
   private readonly params: Params = {};
 
-  private constructor(config: MultiTaskConfig, rng: Rng) {
+  private constructor(
+    config: MultiTaskConfig,
+    rng: Rng,
+    weights?: ReadonlyMap<string, Float32Array>,
+  ) {
     this.config = config;
     const { inputDim: d, experts: E, expertDim: h, towerDim: t } = config;
     const dense = (name: string, rows: number, cols: number) => {
       const s = Math.sqrt(2 / (rows + cols));
-      this.params[`${name}.w`] = tf.variable(
-        tf.tensor2d(
-          Float32Array.from({ length: rows * cols }, () => s * rng.normal()),
-          [rows, cols],
-        ),
-      );
-      this.params[`${name}.b`] = tf.variable(tf.zeros([cols]));
+      const given = (key: string, length: number) => {
+        const w = weights?.get(key);
+        if (!weights) return undefined;
+        if (!w) throw new Error(`multi-task net: no weights for ${key}`);
+        if (w.length !== length)
+          throw new Error(`multi-task net: ${key} has ${w.length} values, expected ${length}`);
+        if (!w.every(Number.isFinite)) throw new Error(`multi-task net: ${key} is not finite`);
+        return w;
+      };
+      const w =
+        given(`${name}.w`, rows * cols) ??
+        Float32Array.from({ length: rows * cols }, () => s * rng.normal());
+      this.params[`${name}.w`] = tf.variable(tf.tensor2d(w, [rows, cols]));
+      const b = given(`${name}.b`, cols);
+      this.params[`${name}.b`] = tf.variable(b ? tf.tensor1d(b) : tf.zeros([cols]));
     };
     const tasks = config.tasks.length;
     if (config.architecture === 'single_task') {
@@ -79,10 +91,45 @@ export class MultiTaskNet {
     }
   }
 
-  static async create(config: MultiTaskConfig, rng: Rng): Promise<MultiTaskNet> {
+  /** A new net: random weights from `rng`, or the given ones (shapes and finiteness checked). */
+  static async create(
+    config: MultiTaskConfig,
+    rng: Rng,
+    weights?: ReadonlyMap<string, Float32Array>,
+  ): Promise<MultiTaskNet> {
     if (config.tasks.length === 0) throw new Error('a multi-task net needs at least one task');
     await useWasmBackend();
-    return new MultiTaskNet(config, rng);
+    if (weights) {
+      const unknown = [...weights.keys()].filter(
+        (k) => !MultiTaskNet.weightNames(config).includes(k),
+      );
+      if (unknown.length > 0)
+        throw new Error(`multi-task net: unknown weights ${unknown.join(', ')}`);
+    }
+    return new MultiTaskNet(config, rng, weights);
+  }
+
+  /** The names of the weights a net of this config has, in a stable order. */
+  static weightNames(config: MultiTaskConfig): string[] {
+    const layers: string[] = [];
+    if (config.architecture === 'single_task')
+      for (let k = 0; k < config.tasks.length; k++) layers.push(`bottom${k}`);
+    else layers.push('bottom');
+    config.tasks.forEach((_, k) => {
+      if (config.architecture === 'mmoe') layers.push(`gate${k}`);
+      layers.push(`tower${k}`, `out${k}`);
+    });
+    return layers.flatMap((l) => [`${l}.w`, `${l}.b`]);
+  }
+
+  /** A copy of every weight, by name (weightNames order). */
+  weights(): Map<string, Float32Array> {
+    return new Map(
+      MultiTaskNet.weightNames(this.config).map((n) => [
+        n,
+        (this.params[n] as tf.Variable).dataSync() as Float32Array,
+      ]),
+    );
   }
 
   /** One logit (logistic tasks) or prediction (mse tasks) per task: [n, 1] each. */

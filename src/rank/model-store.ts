@@ -1,0 +1,147 @@
+// Versioned ranker models on disk (util/versioned-dir.ts: atomic versions and a `current`
+// pointer that servers follow and operators roll back). Loading validates the manifest with
+// zod, every array's length against the config, and refuses non-finite weights.
+import path from 'node:path';
+import { z } from 'zod';
+import { RecmasterError } from '../errors.js';
+import type { Rng } from '../util/rng.js';
+import { splitFloats, VersionedDir } from '../util/versioned-dir.js';
+import { MultiTaskNet } from './multitask.js';
+import { type IdField, Ranker, type RankerConfig } from './ranker.js';
+
+const ID_FIELDS = ['user', 'item', 'category', 'creator', 'tag'] as const;
+const count = z
+  .number()
+  .int()
+  .min(1)
+  .max(1 << 24);
+
+export const RankerConfigSchema = z.strictObject({
+  architecture: z.enum(['mmoe', 'shared_bottom', 'single_task']),
+  idDim: z.number().int().min(1).max(512),
+  rows: z.strictObject({
+    user: count.min(2),
+    item: count.min(2),
+    category: count.min(2),
+    creator: count.min(2),
+    tag: count.min(2),
+  }),
+  featureWidth: z.number().int().min(0).max(10_000),
+  experts: count,
+  expertDim: count,
+  towerDim: count,
+  fusion: z.strictObject({
+    clickWeight: z.number().finite().min(0),
+    watchWeight: z.number().finite().min(0),
+  }),
+});
+
+const Manifest = z.strictObject({
+  format: z.literal('recmaster-ranker/1'),
+  version: z.string().regex(/^v\d{6}$/),
+  createdMs: z.number().int(),
+  config: RankerConfigSchema,
+  /** The feature vector's slot names, in order: a model only serves with the same layout. */
+  featureSlots: z.array(z.string()),
+  /** Array name -> number of float32 values, in weights.bin order. */
+  lengths: z.record(z.string(), z.number().int().nonnegative()),
+  training: z.record(z.string(), z.union([z.string(), z.number(), z.null()])),
+});
+export type RankerManifest = z.infer<typeof Manifest>;
+
+export interface SavedRanker {
+  version: string;
+  ranker: Ranker;
+  manifest: RankerManifest;
+}
+
+export class RankerModelStore {
+  readonly files: VersionedDir;
+
+  constructor(
+    readonly dir: string,
+    /** Versions kept on disk (the online trainer publishes many). */
+    keep = 50,
+  ) {
+    this.files = new VersionedDir(dir, keep);
+  }
+
+  versions(): Promise<string[]> {
+    return this.files.versions();
+  }
+
+  /** Writes a new version; with `publish` the `current` pointer moves to it. */
+  async save(
+    ranker: Ranker,
+    featureSlots: readonly string[],
+    training: RankerManifest['training'],
+    publish = true,
+  ): Promise<string> {
+    const w = ranker.weights();
+    const names = [...w.net.keys()];
+    const arrays = [
+      ...names.map((n) => w.net.get(n) as Float32Array),
+      ...ID_FIELDS.map((f) => w.tables[f]),
+    ];
+    const version = await this.files.write(
+      (v): RankerManifest => ({
+        format: 'recmaster-ranker/1',
+        version: v,
+        createdMs: Date.now(),
+        config: ranker.config,
+        featureSlots: [...featureSlots],
+        lengths: Object.fromEntries([
+          ...names.map((n) => [`net/${n}`, (w.net.get(n) as Float32Array).length]),
+          ...ID_FIELDS.map((f) => [`table/${f}`, w.tables[f].length]),
+        ]),
+        training,
+      }),
+      arrays,
+    );
+    if (publish) await this.files.setCurrent(version);
+    return version;
+  }
+
+  /** The version servers should use now (null before the first model). */
+  current(): Promise<string | null> {
+    return this.files.current();
+  }
+
+  async loadCurrent(rng: Rng): Promise<SavedRanker | null> {
+    const v = await this.current();
+    return v ? this.load(v, rng) : null;
+  }
+
+  async load(version: string, rng: Rng): Promise<SavedRanker> {
+    const stored = await this.files.read(version);
+    const where = path.join(this.dir, version);
+    const parsed = Manifest.safeParse(stored.manifest);
+    if (!parsed.success)
+      throw new RecmasterError(
+        'E_MODEL_INVALID',
+        `model ${where}: ${z.prettifyError(parsed.error)}`,
+      );
+    const manifest = parsed.data;
+    const config: RankerConfig = manifest.config;
+    const netNames = MultiTaskNet.weightNames(Ranker.netConfig(config));
+    const keys = [...netNames.map((n) => `net/${n}`), ...ID_FIELDS.map((f) => `table/${f}`)];
+    const missing = keys.filter((k) => manifest.lengths[k] === undefined);
+    if (missing.length > 0)
+      throw new RecmasterError('E_MODEL_INVALID', `model ${where} lacks ${missing.join(', ')}`);
+    const arrays = splitFloats(
+      where,
+      stored.weights,
+      keys.map((k) => manifest.lengths[k] as number),
+    );
+    const net = new Map(netNames.map((n, k) => [n, arrays[k] as Float32Array]));
+    const tables = Object.fromEntries(
+      ID_FIELDS.map((f, k) => [f, arrays[netNames.length + k] as Float32Array]),
+    ) as Record<IdField, Float32Array>;
+    try {
+      const ranker = await Ranker.create(config, rng, undefined, { net, tables });
+      return { version, manifest, ranker };
+    } catch (err) {
+      throw new RecmasterError('E_MODEL_INVALID', `model ${where}: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// Versioned model files on disk: <dir>/v000001/{model.json, weights.bin}, plus a `current`
+// pointer saying which version serves. A version is written into a temporary directory,
+// synced, then renamed into place, so a reader never sees half a model and a crash leaves at
+// most a stray temporary directory. The pointer is replaced atomically (write, sync, rename),
+// which is what lets a server swap models by watching one small file, and an operator roll
+// back by pointing it at an older version.
+import {
+  mkdir,
+  open as openFile,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import path from 'node:path';
+import { RecmasterError } from '../errors.js';
+
+const VERSION = /^v\d{6}$/;
+const POINTER = 'current';
+
+export interface StoredVersion {
+  version: string;
+  /** model.json, parsed but not validated (the caller owns its schema). */
+  manifest: unknown;
+  weights: Buffer;
+}
+
+export class VersionedDir {
+  constructor(
+    readonly dir: string,
+    /** Versions kept on disk (the oldest are removed as new ones are written). 0 = all. */
+    readonly keep = 0,
+  ) {}
+
+  /** Version names, oldest first. */
+  async versions(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter((n) => VERSION.test(n)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a new version (numbered after the newest) and returns its name. `manifest` gets the
+   * name it will have. Does not move the `current` pointer: publishing is a separate decision.
+   */
+  async write(
+    manifest: (version: string) => object,
+    arrays: readonly Float32Array[],
+  ): Promise<string> {
+    await mkdir(this.dir, { recursive: true });
+    const versions = await this.versions();
+    const next = Number((versions.at(-1) ?? 'v000000').slice(1)) + 1;
+    const version = `v${String(next).padStart(6, '0')}`;
+    const tmp = path.join(this.dir, `.tmp-${version}-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp);
+    const bytes = Buffer.concat(
+      arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)),
+    );
+    await writeSynced(path.join(tmp, 'weights.bin'), bytes);
+    await writeSynced(path.join(tmp, 'model.json'), JSON.stringify(manifest(version)));
+    await rename(tmp, path.join(this.dir, version));
+    await this.prune();
+    return version;
+  }
+
+  async read(version: string): Promise<StoredVersion> {
+    if (!VERSION.test(version))
+      throw new RecmasterError('E_CONFIG', `"${version}" is not a model version (v000001, ...)`);
+    const where = path.join(this.dir, version);
+    let manifest: unknown;
+    try {
+      manifest = JSON.parse(await readFile(path.join(where, 'model.json'), 'utf8'));
+    } catch (err) {
+      throw new RecmasterError(
+        'E_MODEL_INVALID',
+        `model ${where} has no readable model.json: ${(err as Error).message}`,
+      );
+    }
+    return { version, manifest, weights: await readFile(path.join(where, 'weights.bin')) };
+  }
+
+  /** The serving version: the pointer when set, else the newest version; null when empty. */
+  async current(): Promise<string | null> {
+    try {
+      const v = (await readFile(path.join(this.dir, POINTER), 'utf8')).trim();
+      if (VERSION.test(v)) return v;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return (await this.versions()).at(-1) ?? null;
+  }
+
+  /** Points serving at `version` (which must exist). Atomic: readers see the old or the new. */
+  async setCurrent(version: string): Promise<void> {
+    const versions = await this.versions();
+    if (!versions.includes(version))
+      throw new RecmasterError(
+        'E_CONFIG',
+        `no model version ${version} in ${this.dir} (have: ${versions.join(', ') || 'none'})`,
+      );
+    const tmp = path.join(this.dir, `.${POINTER}-${process.pid}`);
+    await writeSynced(tmp, `${version}\n`);
+    await rename(tmp, path.join(this.dir, POINTER));
+  }
+
+  /** Modification time of the pointer (cheap change detection for servers); 0 when absent. */
+  async pointerMtimeMs(): Promise<number> {
+    try {
+      return (await stat(path.join(this.dir, POINTER))).mtimeMs;
+    } catch {
+      return 0;
+    }
+  }
+
+  private async prune(): Promise<void> {
+    if (this.keep <= 0) return;
+    const versions = await this.versions();
+    const current = await this.current();
+    for (const v of versions.slice(0, Math.max(0, versions.length - this.keep))) {
+      if (v !== current) await rm(path.join(this.dir, v), { recursive: true, force: true });
+    }
+  }
+}
+
+/** The float32 arrays of `bytes`, in order, with the given lengths (checked against the size). */
+export function splitFloats(
+  where: string,
+  bytes: Buffer,
+  lengths: readonly number[],
+): Float32Array[] {
+  const total = lengths.reduce((a, b) => a + b, 0);
+  if (bytes.length !== total * 4)
+    throw new RecmasterError(
+      'E_MODEL_INVALID',
+      `model ${where}: weights.bin has ${bytes.length} bytes, expected ${total * 4}`,
+    );
+  const floats = new Float32Array(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+  );
+  const out: Float32Array[] = [];
+  let at = 0;
+  for (const len of lengths) {
+    out.push(floats.subarray(at, at + len));
+    at += len;
+  }
+  return out;
+}
+
+async function writeSynced(file: string, data: string | Buffer): Promise<void> {
+  await writeFile(file, data);
+  const fh = await openFile(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
