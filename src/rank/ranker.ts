@@ -390,3 +390,9 @@ export class Ranker {
     this.net.dispose();
   }
 }
+
+/** A ranker with the version it was loaded as (what responses and impressions report). */
+export interface RankerModel {
+  version: string;
+  ranker: Ranker;
+}

@@ -1,7 +1,7 @@
 // The HTTP app (Fastify: schema-first routes, fast JSON, inject() for tests without a socket,
 // and a zod type provider so one schema validates, types and documents each route).
-// So far: event ingest, health, readiness, Prometheus metrics and the OpenAPI document; the
-// recommend route arrives with the ranker (issue 5).
+// Routes: recommendations, event ingest, health, readiness, Prometheus metrics and the
+// OpenAPI document.
 //
 // Bad input never becomes a 5xx: a body that is not JSON, too large, or fails the event
 // schema gets a 4xx with a message saying what is wrong and where.
@@ -20,14 +20,52 @@ import { validateEvent } from '../events/codec.js';
 import type { EventPublisher } from '../events/publisher.js';
 import { Event } from '../events/schemas.js';
 import { registry } from '../util/metrics.js';
+import type { RecommendResult } from './recommend-service.js';
+
+/** What answers POST /recommend (serve/recommend-service.ts). */
+export interface Recommender {
+  recommend(req: { userId: string; count: number; ts?: number }): Promise<RecommendResult>;
+}
 
 export interface AppOptions {
   publisher: EventPublisher;
+  /** Absent: POST /recommend answers 503 (an ingest-only server). */
+  recommender?: Recommender;
   /** Whether the server can take traffic (models loaded, stores reachable). */
   ready?: () => boolean;
   /** Largest request body, bytes. Default 1 MiB. */
   bodyLimit?: number;
 }
+
+/** At most this many items per recommendation. */
+export const MAX_RECOMMEND_COUNT = 200;
+
+const RecommendBody = z.strictObject({
+  userId: z.string().min(1).max(128),
+  count: z.number().int().min(1).max(MAX_RECOMMEND_COUNT).default(10),
+  context: z
+    .strictObject({
+      /** Event time of the request (epoch ms); simulations pass their clock. Default: now. */
+      ts: z.number().int().nonnegative().max(8.64e15).optional(),
+    })
+    .optional(),
+});
+
+const RecommendResponse = z.object({
+  requestId: z.string(),
+  userId: z.string(),
+  modelVersion: z.string(),
+  candidates: z.number().int(),
+  items: z.array(
+    z.object({
+      itemId: z.string(),
+      position: z.number().int(),
+      source: z.string(),
+      cold: z.boolean(),
+      scores: z.object({ click: z.number(), watchSeconds: z.number(), final: z.number() }),
+    }),
+  ),
+});
 
 /** At most this many events per ingest call (one log append). */
 export const MAX_EVENTS_PER_CALL = 1000;
@@ -71,7 +109,12 @@ function explain(body: unknown, err: { validation: { instancePath: string; messa
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024 });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Ids may be 128 characters (events allow it); Fastify's default path-parameter cap is 100.
+    routerOptions: { maxParamLength: 512 },
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
@@ -89,7 +132,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {
-      return reply.code(400).send({ error: 'invalid_request', message: explain(req.body, err) });
+      const message =
+        req.routeOptions.url === '/events'
+          ? explain(req.body, err)
+          : err.validation.map((v) => `${v.instancePath || '(body)'}: ${v.message}`).join('; ');
+      return reply.code(400).send({ error: 'invalid_request', message });
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
@@ -124,6 +171,30 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
+
+  zapp.post(
+    '/recommend',
+    {
+      schema: {
+        description:
+          'Ranked items for a user: recall (GNN ANN, item-to-item, fresh, popular) minus what the user has seen, ranked by the multi-task model; logged as impressions.',
+        body: RecommendBody,
+        response: { 200: RecommendResponse, 400: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      if (!options.recommender || !(options.ready?.() ?? true))
+        return reply
+          .code(503)
+          .send({ error: 'not_ready', message: 'the server is not ready to recommend yet' });
+      const { userId, count, context } = req.body;
+      return options.recommender.recommend({
+        userId,
+        count,
+        ...(context?.ts === undefined ? {} : { ts: context.ts }),
+      });
+    },
+  );
 
   zapp.post(
     '/events',

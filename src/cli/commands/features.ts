@@ -65,7 +65,11 @@ export function registerFeatures(program: Command): void {
     });
 }
 
-async function openStore(opts: FeaturesOptions, dir: string): Promise<FeatureStore> {
+/** The feature store a command was told to use (embedded LMDB under the data dir, or Redis). */
+export async function openStore(
+  opts: { store: 'embedded' | 'redis'; redisUrl: string },
+  dir: string,
+): Promise<FeatureStore> {
   if (opts.store === 'embedded') return LmdbFeatureStore.open(dir);
   try {
     return await RedisFeatureStore.open(opts.redisUrl);

@@ -1,0 +1,74 @@
+// Follows a model directory's `current` pointer and hands each new version to the server,
+// which swaps it in between two requests. Polling a tiny file every few milliseconds is
+// cheap, works across processes on one disk, and (unlike fs.watch) behaves the same on
+// every platform and on network file systems.
+import { RankerModelStore } from '../rank/model-store.js';
+import type { RankerModel } from '../rank/ranker.js';
+import { logger } from '../util/logger.js';
+import type { Rng } from '../util/rng.js';
+
+export interface ModelWatcherOptions {
+  dir: string;
+  rng: Rng;
+  /** Called with each newly loaded model; returns the model it replaced (disposed here). */
+  swap: (model: RankerModel) => RankerModel | null;
+  intervalMs?: number;
+}
+
+export class ModelWatcher {
+  private readonly store: RankerModelStore;
+  private served: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  swaps = 0;
+  failures = 0;
+
+  constructor(private readonly opts: ModelWatcherOptions) {
+    this.store = new RankerModelStore(opts.dir);
+  }
+
+  get version(): string | null {
+    return this.served;
+  }
+
+  /** Loads the current version if it changed; true when a new model was swapped in. */
+  async check(): Promise<boolean> {
+    const current = await this.store.current();
+    if (current === null || current === this.served) return false;
+    try {
+      const loaded = await this.store.load(current, this.opts.rng);
+      const old = this.opts.swap({ version: loaded.version, ranker: loaded.ranker });
+      old?.ranker.dispose();
+      this.served = current;
+      this.swaps++;
+      return true;
+    } catch (err) {
+      // A version that does not load is not served; the last good one stays.
+      this.failures++;
+      this.served = current;
+      logger.error({ err, version: current }, 'model version refused; keeping the previous one');
+      return false;
+    }
+  }
+
+  start(): void {
+    const interval = this.opts.intervalMs ?? 10;
+    const tick = async () => {
+      if (this.busy) return;
+      this.busy = true;
+      try {
+        await this.check();
+      } catch (err) {
+        logger.warn({ err }, 'model check failed');
+      } finally {
+        this.busy = false;
+      }
+    };
+    this.timer = setInterval(tick, interval);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,331 @@
+// One recommendation: recall from several sources, drop what the user has seen, fetch every
+// feature in one store call, rank with the current model, reserve a share of the slate for
+// fresh items, and log exactly what was shown (with the feature values used) as impressions.
+//
+// Recall sources, in priority order (an item found by several keeps the first):
+//   ann      GraphSAGE user query against the vector index (warm and cold items alike)
+//   i2i      co-visitation: items clicked by the users who clicked the user's last clicks
+//   fresh    the newest items (created within freshWindowMs), whatever their history
+//   popular  decayed click popularity: tops up the budget, and all of it for unknown users
+// Exploration: floor(count × exploreShare) slots (default 10 %) go to the best-ranked fresh
+// items not already in the slate, so new items get the impressions that let them learn.
+// Without a ranker model yet ("bootstrap"), candidates are shown in random order: uniform
+// logging over recall, which is what the first ranker learns from without position bias
+// from an earlier model.
+import type { EventPublisher } from '../events/publisher.js';
+import type { Impression } from '../events/schemas.js';
+import type { FeatureVectorizer } from '../rank/feature-vector.js';
+import type { RankerModel } from '../rank/ranker.js';
+import { impressionSnapshot } from '../rank/snapshot.js';
+import type { FeatureRow, FeatureStore, RowRef } from '../store/store.js';
+import type { Rng } from '../util/rng.js';
+import type { LiveState } from './live-state.js';
+
+export type RecallSource = 'ann' | 'i2i' | 'fresh' | 'popular';
+
+export interface CandidateBudget {
+  total: number;
+  ann: number;
+  i2i: number;
+  fresh: number;
+}
+
+export interface RecommendServiceOptions {
+  live: LiveState;
+  store: FeatureStore;
+  vectorizer: FeatureVectorizer;
+  /** Where impressions are logged; null logs nothing (lookups, tests). */
+  publisher: EventPublisher | null;
+  rng: Rng;
+  budget?: Partial<CandidateBudget>;
+  exploreShare?: number;
+  /** Items created this recently count as fresh. Default 1 h. */
+  freshWindowMs?: number;
+  /** Recent clicks given to the ranker (newest). Default 20. */
+  recentClicks?: number;
+}
+
+export interface RecommendRequest {
+  userId: string;
+  count: number;
+  /** Event time of the request (epoch ms); default: now. Simulations pass their clock. */
+  ts?: number;
+  /** Log the shown items as impressions (default true); lookups pass false. */
+  log?: boolean;
+}
+
+export interface RecommendedItem {
+  itemId: string;
+  position: number;
+  source: RecallSource;
+  /** The item had no interactions when it was recommended. */
+  cold: boolean;
+  scores: { click: number; watchSeconds: number; final: number };
+}
+
+export interface RecommendResult {
+  requestId: string;
+  userId: string;
+  modelVersion: string;
+  items: RecommendedItem[];
+  candidates: number;
+}
+
+export const BOOTSTRAP_VERSION = 'bootstrap';
+const DEFAULT_BUDGET: CandidateBudget = { total: 500, ann: 300, i2i: 150, fresh: 50 };
+/** How many of the user's last clicks seed item-to-item recall, and how wide it looks. */
+const I2I_SEEDS = 5;
+const I2I_USERS = 30;
+const I2I_ITEMS = 30;
+
+export class RecommendService {
+  private model: RankerModel | null = null;
+  private readonly budget: CandidateBudget;
+  private readonly exploreShare: number;
+  private readonly freshWindowMs: number;
+  private readonly recentClicks: number;
+  private readonly requestPrefix: string;
+  private requests = 0;
+
+  constructor(private readonly opts: RecommendServiceOptions) {
+    this.budget = { ...DEFAULT_BUDGET, ...opts.budget };
+    this.exploreShare = opts.exploreShare ?? 0.1;
+    this.freshWindowMs = opts.freshWindowMs ?? 3_600_000;
+    this.recentClicks = opts.recentClicks ?? 20;
+    this.requestPrefix = `r${Date.now().toString(36)}${process.pid.toString(36)}`;
+  }
+
+  get modelVersion(): string {
+    return this.model?.version ?? BOOTSTRAP_VERSION;
+  }
+
+  /** Swaps the ranker between requests (scoring reads it once, synchronously). */
+  setModel(model: RankerModel | null): RankerModel | null {
+    const old = this.model;
+    this.model = model;
+    return old;
+  }
+
+  async recommend(req: RecommendRequest): Promise<RecommendResult> {
+    const { live } = this.opts;
+    const ts = req.ts ?? Date.now();
+    const requestId = `${this.requestPrefix}-${(this.requests++).toString(36)}`;
+    const seen = this.seenBy(req.userId);
+    const candidates = await this.recall(req.userId, seen, ts);
+    const itemIds = candidates.map((c) => c.itemId);
+    const rows = await this.features(req.userId, itemIds);
+    const recent = ids(rows.user?.values.user_last_clicks).slice(-this.recentClicks);
+    const metas = itemIds.map((id) => this.itemMeta(id));
+    const vectors = this.opts.vectorizer.vectors(rows.user, rows.items, rows.userCategory);
+
+    // Read the model once: a swap during the awaits above cannot mix two models.
+    const model = this.model;
+    const scores = model
+      ? model.ranker.scoreQuery({
+          userId: req.userId,
+          recentClicks: recent,
+          items: metas,
+          features: vectors,
+        })
+      : itemIds.map(() => ({ click: 0, watchSeconds: 0, final: this.opts.rng.uniform() }));
+    const order = itemIds.map((_, i) => i).sort((a, b) => scoreOf(scores, b) - scoreOf(scores, a));
+    const slate = this.withExploration(order, candidates, req.count, ts);
+
+    const items = slate.map(
+      (i, position): RecommendedItem => ({
+        itemId: itemIds[i] as string,
+        position,
+        source: (candidates[i] as Candidate).source,
+        cold: this.isCold(itemIds[i] as string),
+        scores: scores[i] as RecommendedItem['scores'],
+      }),
+    );
+    const version = model?.version ?? BOOTSTRAP_VERSION;
+    if (req.log !== false) {
+      live.shown.add(
+        req.userId,
+        items.map((it) => it.itemId),
+      );
+      if (this.opts.publisher) {
+        const impressions = slate.map(
+          (i, position): Impression => ({
+            id: `${requestId}:${position}`,
+            ts,
+            type: 'impression',
+            requestId,
+            userId: req.userId,
+            itemId: itemIds[i] as string,
+            position,
+            modelVersion: version,
+            source: (candidates[i] as Candidate).source,
+            scores: { ...(scores[i] as RecommendedItem['scores']) },
+            features: impressionSnapshot(
+              this.opts.vectorizer,
+              vectors,
+              i,
+              metas[i] as (typeof metas)[number],
+              recent,
+            ),
+          }),
+        );
+        await this.opts.publisher.publish(impressions);
+      }
+    }
+    return {
+      requestId,
+      userId: req.userId,
+      modelVersion: version,
+      items,
+      candidates: itemIds.length,
+    };
+  }
+
+  /** Items the user clicked (graph) or was shown lately (this server). */
+  private seenBy(userId: string): Set<string> {
+    const { graph, shown } = this.opts.live;
+    const seen = new Set<string>(shown.of(userId));
+    const u = graph.userIndexOf(userId);
+    if (u !== undefined)
+      for (const e of graph.itemsOf(u)) seen.add((graph.items[e.other] as { id: string }).id);
+    return seen;
+  }
+
+  private async recall(userId: string, seen: Set<string>, ts: number): Promise<Candidate[]> {
+    const { live } = this.opts;
+    const out: Candidate[] = [];
+    const taken = new Set<string>();
+    const take = (id: string, source: RecallSource) => {
+      if (seen.has(id) || taken.has(id)) return false;
+      taken.add(id);
+      out.push({ itemId: id, source });
+      return true;
+    };
+    const { total, ann, i2i, fresh } = this.budget;
+    if (live.recall) {
+      const hits = await live.recall.recall(userId, ann, { excludeIds: seen });
+      for (const h of hits) take(h.id, 'ann');
+    }
+    let n = 0;
+    for (const id of this.coVisited(userId)) {
+      if (n >= i2i || out.length >= total) break;
+      if (take(id, 'i2i')) n++;
+    }
+    n = 0;
+    for (const id of live.fresh.since(ts - this.freshWindowMs)) {
+      if (n >= fresh || out.length >= total) break;
+      if (take(id, 'fresh')) n++;
+    }
+    for (const id of live.popular.top()) {
+      if (out.length >= total) break;
+      take(id, 'popular');
+    }
+    return out;
+  }
+
+  /** Items co-clicked with the user's latest clicks, most co-visited first. */
+  private coVisited(userId: string): string[] {
+    const { graph } = this.opts.live;
+    const u = graph.userIndexOf(userId);
+    if (u === undefined) return [];
+    const mine = graph.itemsOf(u);
+    const counts = new Map<number, number>();
+    for (let s = mine.length - 1; s >= 0 && s >= mine.length - I2I_SEEDS; s--) {
+      const seed = (mine[s] as { other: number }).other;
+      const users = graph.usersOf(seed);
+      for (let k = users.length - 1; k >= 0 && k >= users.length - I2I_USERS; k--) {
+        const other = (users[k] as { other: number }).other;
+        if (other === u) continue;
+        const items = graph.itemsOf(other);
+        for (let j = items.length - 1; j >= 0 && j >= items.length - I2I_ITEMS; j--) {
+          const e = items[j] as { other: number; weight: number };
+          if (e.other !== seed) counts.set(e.other, (counts.get(e.other) ?? 0) + e.weight);
+        }
+      }
+    }
+    return [...counts.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([i]) => (graph.items[i] as { id: string }).id);
+  }
+
+  private async features(userId: string, itemIds: readonly string[]) {
+    const refs: RowRef[] = [{ entity: 'user', key: userId }];
+    for (const key of itemIds) refs.push({ entity: 'item', key });
+    const categories = itemIds.map((id) => this.itemMeta(id).category);
+    const distinct = [...new Set(categories)];
+    for (const c of distinct) refs.push({ entity: 'user_category', key: `${userId}|${c}` });
+    const rows = await this.opts.store.getMany(refs);
+    const byCategory = new Map<string, FeatureRow | null>(
+      distinct.map((c, k) => [c, rows[1 + itemIds.length + k] ?? null]),
+    );
+    return {
+      user: rows[0] ?? null,
+      items: rows.slice(1, 1 + itemIds.length),
+      userCategory: categories.map((c) => byCategory.get(c) ?? null),
+    };
+  }
+
+  private itemMeta(itemId: string) {
+    const { graph } = this.opts.live;
+    const node = graph.item(itemId);
+    if (!node) return { itemId, category: '', creator: '', tags: [] as string[] };
+    return {
+      itemId,
+      category: graph.categories.names[node.category] ?? '',
+      creator: graph.creators.names[node.creator] ?? '',
+      tags: node.tags.map((t) => graph.tags.names[t] ?? ''),
+    };
+  }
+
+  private isCold(itemId: string): boolean {
+    const { graph } = this.opts.live;
+    const i = graph.itemIndexOf(itemId);
+    return i === undefined || graph.usersOf(i).length === 0;
+  }
+
+  /** The top of `order`, with floor(count × exploreShare) slots for the best fresh items. */
+  private withExploration(
+    order: readonly number[],
+    candidates: readonly Candidate[],
+    count: number,
+    ts: number,
+  ): number[] {
+    const k = Math.min(count, order.length);
+    const slate = order.slice(0, k);
+    const explore = Math.floor(count * this.exploreShare);
+    if (explore === 0) return slate;
+    const freshSince = ts - this.freshWindowMs;
+    const isFresh = (i: number) => {
+      const node = this.opts.live.graph.item((candidates[i] as Candidate).itemId);
+      return node !== undefined && node.createdMs >= freshSince;
+    };
+    const have = slate.filter(isFresh).length;
+    const extra = order
+      .slice(k)
+      .filter(isFresh)
+      .slice(0, Math.max(0, explore - have));
+    // Fresh items replace the lowest-ranked non-fresh ones, keeping the ranked order.
+    let replace = extra.length;
+    for (let p = slate.length - 1; p >= 0 && replace > 0; p--) {
+      if (!isFresh(slate[p] as number)) {
+        slate.splice(p, 1);
+        replace--;
+      }
+    }
+    return [...slate, ...extra.slice(0, extra.length - replace)].sort(
+      (a, b) => order.indexOf(a) - order.indexOf(b),
+    );
+  }
+}
+
+interface Candidate {
+  itemId: string;
+  source: RecallSource;
+}
+
+function scoreOf(scores: readonly { final: number }[], i: number): number {
+  return (scores[i] as { final: number }).final;
+}
+
+function ids(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
