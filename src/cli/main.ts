@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isRecmasterError } from '../errors.js';
 import { registerFeatures } from './commands/features.js';
+import { registerJoin } from './commands/join.js';
 import { registerServe } from './commands/serve.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerTail } from './commands/tail.js';
@@ -29,6 +30,7 @@ const program = new Command()
 
 registerSimulate(program);
 registerFeatures(program);
+registerJoin(program);
 registerTrainGnn(program);
 registerServe(program);
 registerTopics(program);

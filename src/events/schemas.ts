@@ -78,8 +78,10 @@ export const LabelledSample = z.strictObject({
   position: z.number().int().nonnegative(),
   modelVersion: z.string().min(1).max(64),
   clicked: z.boolean(),
+  /** Seconds watched; 0 when there was no watch (a negative, or a click whose watch came too late). */
   watchedS: seconds,
-  durationS: z.number().finite().positive(),
+  /** The item's duration as the watch reported it; absent when no watch was joined. */
+  durationS: z.number().finite().positive().optional(),
   features: FeatureSnapshot,
 });
 
