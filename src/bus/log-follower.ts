@@ -9,6 +9,7 @@ import type { Bus } from './bus.js';
 export class LogFollower {
   /** Next offset per topic and partition. */
   private readonly next = new Map<string, number[]>();
+  private readonly known = new Set<string>();
   skipped = 0;
 
   constructor(
@@ -22,9 +23,11 @@ export class LogFollower {
    */
   async poll(maxPerPartition = 5000): Promise<Event[]> {
     const out: Event[] = [];
-    const known = await this.bus.topics();
+    // Listing topics reads a directory: only done while some topic does not exist yet.
+    if (this.topics.some((t) => !this.known.has(t)))
+      for (const t of await this.bus.topics()) this.known.add(t);
     for (const topic of this.topics) {
-      if (!known.includes(topic)) continue;
+      if (!this.known.has(topic)) continue;
       const info = await this.bus.describe(topic);
       const next = this.next.get(topic) ?? [];
       this.next.set(topic, next);

@@ -22,6 +22,7 @@ export interface VectorSlot {
 export class FeatureVectorizer {
   readonly slots: readonly VectorSlot[];
   private readonly index: ReadonlyMap<string, number>;
+  private readonly byEntity: Record<VectorSlot['entity'], EntitySlots>;
 
   constructor(features: readonly FeatureDefinition[] = FEATURES) {
     const slots: VectorSlot[] = [];
@@ -40,6 +41,15 @@ export class FeatureVectorizer {
     }
     this.slots = slots;
     this.index = new Map(slots.map((s, i) => [s.name, i]));
+    const of = (entity: VectorSlot['entity']): EntitySlots => {
+      const mine = slots.map((s, i) => ({ s, i })).filter(({ s }) => s.entity === entity);
+      return {
+        index: mine.map(({ i }) => i),
+        feature: mine.map(({ s }) => s.feature),
+        log1p: mine.map(({ s }) => s.transform === 'log1p'),
+      };
+    };
+    this.byEntity = { user: of('user'), item: of('item'), user_category: of('user_category') };
   }
 
   get width(): number {
@@ -57,16 +67,35 @@ export class FeatureVectorizer {
   ): Float32Array {
     const width = this.width;
     const out = new Float32Array(items.length * width);
+    // The user's slots are the same for every item: computed once, then copied.
+    const userPart = new Float32Array(width);
+    this.fill(userPart, 0, this.byEntity.user, user);
     for (let i = 0; i < items.length; i++) {
-      const rows = { user, item: items[i] ?? null, user_category: userCategory[i] ?? null };
-      for (let s = 0; s < width; s++) {
-        const slot = this.slots[s] as VectorSlot;
-        const row = rows[slot.entity];
-        out[i * width + s] =
-          slot.feature === null ? (row ? 0 : 1) : transform(slot, row?.values[slot.feature]);
-      }
+      const at = i * width;
+      out.set(userPart, at);
+      this.fill(out, at, this.byEntity.item, items[i] ?? null);
+      this.fill(out, at, this.byEntity.user_category, userCategory[i] ?? null);
     }
     return out;
+  }
+
+  /** Writes one entity's slots of one row (the hot loop of every ranking request). */
+  private fill(out: Float32Array, at: number, slots: EntitySlots, row: FeatureRow | null): void {
+    const values = row?.values;
+    for (let k = 0; k < slots.index.length; k++) {
+      const s = slots.index[k] as number;
+      const feature = slots.feature[k] as string | null;
+      if (feature === null) out[at + s] = row ? 0 : 1;
+      else {
+        const v = values?.[feature];
+        out[at + s] =
+          typeof v !== 'number' || !Number.isFinite(v)
+            ? 0
+            : slots.log1p[k]
+              ? Math.log1p(Math.max(0, v))
+              : v;
+      }
+    }
   }
 
   /** One vector as a named snapshot, for the impression log. */
@@ -92,7 +121,9 @@ export class FeatureVectorizer {
   }
 }
 
-function transform(slot: VectorSlot, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) return 0;
-  return slot.transform === 'log1p' ? Math.log1p(Math.max(0, value)) : value;
+/** One entity's slots as parallel arrays: slot position, feature name (null: "missing"), transform. */
+interface EntitySlots {
+  index: number[];
+  feature: (string | null)[];
+  log1p: boolean[];
 }

@@ -14,8 +14,9 @@
 // from an earlier model.
 import type { EventPublisher } from '../events/publisher.js';
 import type { Impression } from '../events/schemas.js';
+import type { ItemNode } from '../graph/graph.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
-import type { RankerModel } from '../rank/ranker.js';
+import type { RankerModel, RankItem } from '../rank/ranker.js';
 import { impressionSnapshot } from '../rank/snapshot.js';
 import type { FeatureRow, FeatureStore, RowRef } from '../store/store.js';
 import type { Rng } from '../util/rng.js';
@@ -113,9 +114,15 @@ export class RecommendService {
     const seen = this.seenBy(req.userId);
     const candidates = await this.recall(req.userId, seen, ts);
     const itemIds = candidates.map((c) => c.itemId);
-    const rows = await this.features(req.userId, itemIds);
+    const { graph } = live;
+    const nodes = itemIds.map((id) => graph.item(id));
+    const metas = nodes.map((node, i) => this.itemMeta(itemIds[i] as string, node));
+    const rows = await this.features(
+      req.userId,
+      itemIds,
+      metas.map((m) => m.category),
+    );
     const recent = ids(rows.user?.values.user_last_clicks).slice(-this.recentClicks);
-    const metas = itemIds.map((id) => this.itemMeta(id));
     const vectors = this.opts.vectorizer.vectors(rows.user, rows.items, rows.userCategory);
 
     // Read the model once: a swap during the awaits above cannot mix two models.
@@ -128,18 +135,24 @@ export class RecommendService {
           features: vectors,
         })
       : itemIds.map(() => ({ click: 0, watchSeconds: 0, final: this.opts.rng.uniform() }));
-    const order = itemIds.map((_, i) => i).sort((a, b) => scoreOf(scores, b) - scoreOf(scores, a));
-    const slate = this.withExploration(order, candidates, req.count, ts);
+    const finals = Float64Array.from(scores, (s) => s.final);
+    const order = itemIds
+      .map((_, i) => i)
+      .sort((a, b) => (finals[b] as number) - (finals[a] as number));
+    const freshSince = ts - this.freshWindowMs;
+    const fresh = nodes.map((node) => node !== undefined && node.createdMs >= freshSince);
+    const slate = this.withExploration(order, fresh, req.count);
 
-    const items = slate.map(
-      (i, position): RecommendedItem => ({
+    const items = slate.map((i, position): RecommendedItem => {
+      const node = nodes[i];
+      return {
         itemId: itemIds[i] as string,
         position,
         source: (candidates[i] as Candidate).source,
-        cold: this.isCold(itemIds[i] as string),
+        cold: node === undefined || graph.usersOf(node.index).length === 0,
         scores: scores[i] as RecommendedItem['scores'],
-      }),
-    );
+      };
+    });
     const version = model?.version ?? BOOTSTRAP_VERSION;
     if (req.log !== false) {
       live.shown.add(
@@ -247,10 +260,13 @@ export class RecommendService {
       .map(([i]) => (graph.items[i] as { id: string }).id);
   }
 
-  private async features(userId: string, itemIds: readonly string[]) {
+  private async features(
+    userId: string,
+    itemIds: readonly string[],
+    categories: readonly string[],
+  ) {
     const refs: RowRef[] = [{ entity: 'user', key: userId }];
     for (const key of itemIds) refs.push({ entity: 'item', key });
-    const categories = itemIds.map((id) => this.itemMeta(id).category);
     const distinct = [...new Set(categories)];
     for (const c of distinct) refs.push({ entity: 'user_category', key: `${userId}|${c}` });
     const rows = await this.opts.store.getMany(refs);
@@ -264,10 +280,9 @@ export class RecommendService {
     };
   }
 
-  private itemMeta(itemId: string) {
+  private itemMeta(itemId: string, node: ItemNode | undefined): RankItem {
+    if (!node) return { itemId, category: '', creator: '', tags: [] };
     const { graph } = this.opts.live;
-    const node = graph.item(itemId);
-    if (!node) return { itemId, category: '', creator: '', tags: [] as string[] };
     return {
       itemId,
       category: graph.categories.names[node.category] ?? '',
@@ -276,34 +291,18 @@ export class RecommendService {
     };
   }
 
-  private isCold(itemId: string): boolean {
-    const { graph } = this.opts.live;
-    const i = graph.itemIndexOf(itemId);
-    return i === undefined || graph.usersOf(i).length === 0;
-  }
-
-  /** The top of `order`, with floor(count × exploreShare) slots for the best fresh items. */
-  private withExploration(
-    order: readonly number[],
-    candidates: readonly Candidate[],
-    count: number,
-    ts: number,
-  ): number[] {
+  /** The top `count` of `order`, with floor(count × exploreShare) slots for the best fresh items. */
+  private withExploration(order: readonly number[], fresh: readonly boolean[], count: number) {
     const k = Math.min(count, order.length);
     const slate = order.slice(0, k);
     const explore = Math.floor(count * this.exploreShare);
     if (explore === 0) return slate;
-    const freshSince = ts - this.freshWindowMs;
-    const isFresh = (i: number) => {
-      const node = this.opts.live.graph.item((candidates[i] as Candidate).itemId);
-      return node !== undefined && node.createdMs >= freshSince;
-    };
+    const isFresh = (i: number) => fresh[i] === true;
     const have = slate.filter(isFresh).length;
-    const extra = order
-      .slice(k)
-      .filter(isFresh)
-      .slice(0, Math.max(0, explore - have));
-    // Fresh items replace the lowest-ranked non-fresh ones, keeping the ranked order.
+    const extra: number[] = [];
+    for (let p = k; p < order.length && extra.length < explore - have; p++)
+      if (isFresh(order[p] as number)) extra.push(order[p] as number);
+    // Fresh items replace the lowest-ranked non-fresh ones; the slate stays in ranked order.
     let replace = extra.length;
     for (let p = slate.length - 1; p >= 0 && replace > 0; p--) {
       if (!isFresh(slate[p] as number)) {
@@ -311,8 +310,9 @@ export class RecommendService {
         replace--;
       }
     }
+    const rank = new Map(order.map((i, r) => [i, r]));
     return [...slate, ...extra.slice(0, extra.length - replace)].sort(
-      (a, b) => order.indexOf(a) - order.indexOf(b),
+      (a, b) => (rank.get(a) as number) - (rank.get(b) as number),
     );
   }
 }
@@ -320,10 +320,6 @@ export class RecommendService {
 interface Candidate {
   itemId: string;
   source: RecallSource;
-}
-
-function scoreOf(scores: readonly { final: number }[], i: number): number {
-  return (scores[i] as { final: number }).final;
 }
 
 function ids(v: unknown): string[] {
