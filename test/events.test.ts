@@ -64,6 +64,7 @@ describe('event model', () => {
         ts,
         type: 'sample',
         impressionId: 'e2',
+        impressionTs: ts,
         requestId: 'r1',
         userId: 'u1',
         itemId: 'i1',

@@ -5,11 +5,14 @@ import { Command, CommanderError } from 'commander';
 import { isRecmasterError } from '../errors.js';
 import { registerFeatures } from './commands/features.js';
 import { registerJoin } from './commands/join.js';
+import { registerLearn } from './commands/learn.js';
+import { registerModels } from './commands/models.js';
 import { registerServe } from './commands/serve.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerTail } from './commands/tail.js';
 import { registerTopics } from './commands/topics.js';
 import { registerTrainGnn } from './commands/train-gnn.js';
+import { registerTrainRank } from './commands/train-rank.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -32,6 +35,9 @@ registerSimulate(program);
 registerFeatures(program);
 registerJoin(program);
 registerTrainGnn(program);
+registerTrainRank(program);
+registerLearn(program);
+registerModels(program);
 registerServe(program);
 registerTopics(program);
 registerTail(program);

@@ -72,6 +72,8 @@ export const LabelledSample = z.strictObject({
   type: z.literal('sample'),
   /** The impression's event id: the sample is emitted at most once per impression. */
   impressionId: id,
+  /** Event time of the impression (`ts` is when the label became final). */
+  impressionTs: eventTime,
   requestId: id,
   userId: id,
   itemId: id,

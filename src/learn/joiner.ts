@@ -641,6 +641,7 @@ export class Joiner {
       ts: watch ? watch.ts : imp.ts + this.windowMs,
       type: 'sample',
       impressionId: imp.id,
+      impressionTs: imp.ts,
       requestId: imp.requestId,
       userId: imp.userId,
       itemId: imp.itemId,

@@ -148,6 +148,7 @@ export class Ranker {
   readonly config: RankerConfig;
   readonly net: MultiTaskNet;
   readonly tables: Record<IdField, EmbeddingTable>;
+  private optimizer: tf.Optimizer | undefined;
 
   private constructor(
     config: RankerConfig,
@@ -347,67 +348,67 @@ export class Ranker {
     const n = examples.length;
     const width = Ranker.inputWidth(this.config);
     const d = this.config.idDim;
-    const optimizer = tf.train.adam(opts.learningRate);
+    // One Adam per ranker, kept across calls: online learning takes many small train() calls,
+    // and restarting the moment estimates every time would make each step a cold start.
+    this.optimizer ??= tf.train.adam(opts.learningRate);
+    const optimizer = this.optimizer;
     const order = Array.from({ length: n }, (_, i) => i);
     let last = Number.NaN;
-    try {
-      for (let epoch = 0; epoch < opts.epochs; epoch++) {
-        let total = 0;
-        let batches = 0;
-        for (const idx of shuffledBatches(order, opts.batchSize, opts.rng)) {
-          const batch = idx.map((i) => examples[i] as RankExample);
-          const b = batch.length;
-          const x = tf.variable(
-            tf.tensor2d(this.inputs(batch), [b, width]),
-            true,
-            `rankX${epoch}_${batches}`,
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      let total = 0;
+      let batches = 0;
+      for (const idx of shuffledBatches(order, opts.batchSize, opts.rng)) {
+        const batch = idx.map((i) => examples[i] as RankExample);
+        const b = batch.length;
+        const x = tf.variable(
+          tf.tensor2d(this.inputs(batch), [b, width]),
+          true,
+          `rankX${epoch}_${batches}`,
+        );
+        const yClick = tf.tensor2d(
+          Float32Array.from(idx, (i) => clicked[i] as number),
+          [b, 1],
+        );
+        const yWatch = tf.tensor2d(
+          Float32Array.from(idx, (i) => Math.log1p(watchedS[i] as number)),
+          [b, 1],
+        );
+        const vars = this.net.variables;
+        const { value, grads } = tf.variableGrads(
+          () => this.net.loss(this.augment(x), [yClick, yWatch]),
+          [...vars, x],
+        );
+        optimizer.applyGradients(
+          vars.map((v) => ({ name: v.name, tensor: grads[v.name] as tf.Tensor })),
+        );
+        const gx = (await (grads[x.name] as tf.Tensor).data()) as Float32Array;
+        // Scatter the input gradient back to the embedding rows it came from.
+        batch.forEach((e, r) => {
+          const base = r * width;
+          lookups(e, (slot, field, id, scale) =>
+            this.tables[field].accumulate(
+              hashedRow(id, this.config.rows[field]),
+              gx,
+              base + slot * d,
+              scale,
+            ),
           );
-          const yClick = tf.tensor2d(
-            Float32Array.from(idx, (i) => clicked[i] as number),
-            [b, 1],
-          );
-          const yWatch = tf.tensor2d(
-            Float32Array.from(idx, (i) => Math.log1p(watchedS[i] as number)),
-            [b, 1],
-          );
-          const vars = this.net.variables;
-          const { value, grads } = tf.variableGrads(
-            () => this.net.loss(this.augment(x), [yClick, yWatch]),
-            [...vars, x],
-          );
-          optimizer.applyGradients(
-            vars.map((v) => ({ name: v.name, tensor: grads[v.name] as tf.Tensor })),
-          );
-          const gx = (await (grads[x.name] as tf.Tensor).data()) as Float32Array;
-          // Scatter the input gradient back to the embedding rows it came from.
-          batch.forEach((e, r) => {
-            const base = r * width;
-            lookups(e, (slot, field, id, scale) =>
-              this.tables[field].accumulate(
-                hashedRow(id, this.config.rows[field]),
-                gx,
-                base + slot * d,
-                scale,
-              ),
-            );
-          });
-          for (const t of Object.values(this.tables)) t.step();
-          total += (await value.data())[0] as number;
-          tf.dispose([value, x, yClick, yWatch, ...Object.values(grads)]);
-          batches += 1;
-        }
-        last = total / batches;
-        if (!Number.isFinite(last)) throw new Error(`ranker training diverged (loss ${last})`);
-        opts.onEpoch?.(epoch, last);
+        });
+        for (const t of Object.values(this.tables)) t.step();
+        total += (await value.data())[0] as number;
+        tf.dispose([value, x, yClick, yWatch, ...Object.values(grads)]);
+        batches += 1;
       }
-    } finally {
-      optimizer.dispose();
+      last = total / batches;
+      if (!Number.isFinite(last)) throw new Error(`ranker training diverged (loss ${last})`);
+      opts.onEpoch?.(epoch, last);
     }
     return last;
   }
 
   dispose(): void {
     this.net.dispose();
+    this.optimizer?.dispose();
   }
 }
 

@@ -1,0 +1,231 @@
+// The online trainer: labelled samples arrive one by one; every `stepEvery` of them (default
+// 100) the ranker takes a training pass over them and the result is published as a new model
+// version, unless the guardrail refuses it.
+//
+// Guardrail: a version with non-finite weights, or whose click AUC on a rolling holdout is
+// more than `maxAucDrop` below the serving version's AUC on the same holdout, is not
+// published; the working model goes back to the serving version's weights and learning
+// carries on from there. The holdout is every `holdoutEvery`-th sample by impression id
+// (never trained on), the newest `holdoutSize` of them.
+import type { LabelledSample } from '../events/schemas.js';
+import type { FeatureVectorizer } from '../rank/feature-vector.js';
+import { auc } from '../rank/metrics.js';
+import type { RankerModelStore } from '../rank/model-store.js';
+import { Ranker } from '../rank/ranker.js';
+import type { Rng } from '../util/rng.js';
+import { examplesOf, hasSnapshot, inHoldout } from './samples.js';
+
+export interface OnlineTrainerOptions {
+  store: RankerModelStore;
+  vectorizer: FeatureVectorizer;
+  rng: Rng;
+  stepEvery?: number;
+  learningRate?: number;
+  holdoutEvery?: number;
+  holdoutSize?: number;
+  /** Refuse a version whose holdout AUC is this much below the serving one's. Default 0.02. */
+  maxAucDrop?: number;
+  /** The holdout needs this many samples with both labels before AUC is compared. */
+  minHoldout?: number;
+}
+
+export interface StepResult {
+  /** The published version, or null when refused. */
+  version: string | null;
+  refused: string | null;
+  samples: number;
+  loss: number;
+  holdoutAuc: number | null;
+  servingAuc: number | null;
+  /** Wall ms from the step's last sample to the version being published (or refused). */
+  stepMs: number;
+}
+
+export interface OnlineTrainerStats {
+  samples: number;
+  skipped: number;
+  steps: number;
+  published: number;
+  refused: number;
+  holdout: number;
+  servingVersion: string | null;
+}
+
+export class OnlineTrainer {
+  private readonly buffer: LabelledSample[] = [];
+  private readonly holdout: LabelledSample[] = [];
+  private readonly stepEvery: number;
+  private readonly learningRate: number;
+  private readonly holdoutEvery: number;
+  private readonly holdoutSize: number;
+  private readonly maxAucDrop: number;
+  private readonly minHoldout: number;
+  private readonly counts = { samples: 0, skipped: 0, steps: 0, published: 0, refused: 0 };
+
+  private constructor(
+    private readonly opts: OnlineTrainerOptions,
+    /** The model being trained. */
+    private working: Ranker,
+    /** The last published model (what servers run), for the guardrail's comparison. */
+    private serving: Ranker,
+    private servingVersion: string | null,
+  ) {
+    this.stepEvery = opts.stepEvery ?? 100;
+    this.learningRate = opts.learningRate ?? 0.003;
+    this.holdoutEvery = opts.holdoutEvery ?? 10;
+    this.holdoutSize = opts.holdoutSize ?? 3000;
+    this.maxAucDrop = opts.maxAucDrop ?? 0.02;
+    this.minHoldout = opts.minHoldout ?? 300;
+  }
+
+  /** Continues from the serving version, or from `initial` when there is none. */
+  static async open(
+    opts: OnlineTrainerOptions,
+    initial?: () => Promise<Ranker>,
+  ): Promise<OnlineTrainer> {
+    const current = await opts.store.loadCurrent(opts.rng.fork('load'));
+    let base: Ranker;
+    if (current) base = current.ranker;
+    else if (initial) base = await initial();
+    else throw new Error('no ranker version to continue from: run `recmaster train-rank` first');
+    const working = await Ranker.create(
+      base.config,
+      opts.rng.fork('working'),
+      undefined,
+      base.weights(),
+    );
+    return new OnlineTrainer(opts, working, base, current?.version ?? null);
+  }
+
+  get model(): Ranker {
+    return this.working;
+  }
+
+  stats(): OnlineTrainerStats {
+    return {
+      ...this.counts,
+      holdout: this.holdout.length,
+      servingVersion: this.servingVersion,
+    };
+  }
+
+  /** Takes one sample; returns the step's result when this sample completed a step. */
+  async add(sample: LabelledSample): Promise<StepResult | null> {
+    if (!hasSnapshot(sample)) {
+      this.counts.skipped++;
+      return null;
+    }
+    this.counts.samples++;
+    if (inHoldout(sample.impressionId, this.holdoutEvery)) {
+      this.holdout.push(sample);
+      if (this.holdout.length > this.holdoutSize) this.holdout.shift();
+      return null;
+    }
+    this.buffer.push(sample);
+    if (this.buffer.length < this.stepEvery) return null;
+    return this.step();
+  }
+
+  private async step(): Promise<StepResult> {
+    const started = performance.now();
+    const batch = this.buffer.splice(0, this.buffer.length);
+    const data = examplesOf(this.opts.vectorizer, batch);
+    this.counts.steps++;
+    let loss = Number.NaN;
+    let refused: string | null = null;
+    try {
+      loss = await this.working.train(data.examples, data.clicked, data.watchedS, {
+        epochs: 1,
+        batchSize: batch.length,
+        learningRate: this.learningRate,
+        rng: this.opts.rng.fork(`step${this.counts.steps}`),
+      });
+    } catch (err) {
+      refused = `training failed: ${(err as Error).message}`;
+    }
+    const weights = this.working.weights();
+    if (!refused && !finite(weights)) refused = 'non-finite weights';
+    let holdoutAuc: number | null = null;
+    let servingAuc: number | null = null;
+    if (!refused) {
+      [holdoutAuc, servingAuc] = this.compareOnHoldout();
+      if (holdoutAuc !== null && servingAuc !== null && holdoutAuc < servingAuc - this.maxAucDrop)
+        refused = `holdout AUC ${holdoutAuc.toFixed(4)} < serving ${servingAuc.toFixed(4)} - ${this.maxAucDrop}`;
+    }
+    if (refused) {
+      this.counts.refused++;
+      // Back to the serving weights; learning goes on from the last good version.
+      const back = await Ranker.create(
+        this.serving.config,
+        this.opts.rng.fork('revert'),
+        undefined,
+        this.serving.weights(),
+      );
+      this.working.dispose();
+      this.working = back;
+      return {
+        version: null,
+        refused,
+        samples: batch.length,
+        loss,
+        holdoutAuc,
+        servingAuc,
+        stepMs: performance.now() - started,
+      };
+    }
+    const version = await this.opts.store.save(
+      this.working,
+      this.opts.vectorizer.slots.map((s) => s.name),
+      {
+        trainer: 'online',
+        samples: this.counts.samples,
+        step: this.counts.steps,
+        loss,
+        holdoutAuc,
+        from: this.servingVersion,
+      },
+    );
+    const next = await Ranker.create(
+      this.working.config,
+      this.opts.rng.fork('serving'),
+      undefined,
+      weights,
+    );
+    this.serving.dispose();
+    this.serving = next;
+    this.servingVersion = version;
+    this.counts.published++;
+    return {
+      version,
+      refused: null,
+      samples: batch.length,
+      loss,
+      holdoutAuc,
+      servingAuc,
+      stepMs: performance.now() - started,
+    };
+  }
+
+  /** [working AUC, serving AUC] on the holdout, or nulls while it is too small or one-sided. */
+  private compareOnHoldout(): [number | null, number | null] {
+    if (this.holdout.length < this.minHoldout) return [null, null];
+    const data = examplesOf(this.opts.vectorizer, this.holdout);
+    const positives = data.clicked.reduce((a, b) => a + b, 0);
+    if (positives === 0 || positives === data.clicked.length) return [null, null];
+    const score = (r: Ranker) => {
+      const [p] = r.predict(r.inputs(data.examples), data.examples.length);
+      return auc(Array.from(p), data.clicked);
+    };
+    return [score(this.working), score(this.serving)];
+  }
+
+  dispose(): void {
+    this.working.dispose();
+    this.serving.dispose();
+  }
+}
+
+function finite(w: ReturnType<Ranker['weights']>): boolean {
+  for (const a of w.net.values()) if (!a.every(Number.isFinite)) return false;
+  return Object.values(w.tables).every((t) => t.every(Number.isFinite));
+}
