@@ -29,7 +29,18 @@ async function fails(args: string[]): Promise<{ code: number; stderr: string }> 
 describe('recmaster CLI', () => {
   test('every subcommand has help text', async () => {
     const top = await recmaster(['--help']);
-    for (const sub of ['simulate', 'features', 'train-gnn', 'topics', 'tail']) {
+    for (const sub of [
+      'simulate',
+      'features',
+      'join',
+      'train-gnn',
+      'train-rank',
+      'learn',
+      'models',
+      'serve',
+      'topics',
+      'tail',
+    ]) {
       assert.match(top.stdout, new RegExp(`\\b${sub}\\b`));
       const help = await recmaster([sub, '--help']);
       assert.match(help.stdout, /Usage: recmaster/);

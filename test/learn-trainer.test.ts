@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LabelledSample } from '../src/events/schemas.js';
+import { trainOffline } from '../src/learn/offline-train.js';
+import { OnlineTrainer } from '../src/learn/online-trainer.js';
+import { FeatureVectorizer } from '../src/rank/feature-vector.js';
+import { RankerModelStore } from '../src/rank/model-store.js';
+import { Ranker, type RankerConfig } from '../src/rank/ranker.js';
+import { Rng } from '../src/util/rng.js';
+import { tempDir } from './helpers.js';
+
+const vectorizer = new FeatureVectorizer();
+const config: RankerConfig = {
+  architecture: 'mmoe',
+  idDim: 4,
+  rows: { user: 256, item: 512, category: 32, creator: 64, tag: 64 },
+  featureWidth: vectorizer.width,
+  experts: 2,
+  expertDim: 8,
+  towerDim: 4,
+  fusion: { clickWeight: 1, watchWeight: 0.5 },
+};
+
+/** Users like 2 of 8 categories; a liked item is clicked 60 % of the time, others 5 %. */
+function samples(seed: number, n: number, from = 0): LabelledSample[] {
+  const world = new Rng(99).fork('likes');
+  const likes = Array.from({ length: 100 }, () => [world.int(8), world.int(8)]);
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, (_, k) => {
+    const u = rng.int(100);
+    const cat = rng.int(8);
+    const liked = (likes[u] as number[]).includes(cat);
+    const clicked = rng.uniform() < (liked ? 0.6 : 0.05);
+    const features: Record<string, number | string[]> = {};
+    for (const s of vectorizer.slots) features[s.name] = 0;
+    features['item.category'] = [`c${cat}`];
+    features['item.creator'] = [`a${rng.int(20)}`];
+    features['item.tags'] = [`t${cat}`];
+    features['ctx.recent_clicks'] = [];
+    const ts = 1_000_000 + (from + k) * 1000;
+    return {
+      id: `s:${from + k}`,
+      ts,
+      type: 'sample' as const,
+      impressionId: `imp${from + k}`,
+      impressionTs: ts,
+      requestId: `r${from + k}`,
+      userId: `u${u}`,
+      itemId: `i${rng.int(300)}`,
+      position: 0,
+      modelVersion: 'bootstrap',
+      clicked,
+      watchedS: clicked ? 30 : 0,
+      features,
+    };
+  });
+}
+
+describe('ranker training from samples', () => {
+  test('offline: early stopping keeps the best epoch; the model learns the users’ tastes', async () => {
+    const result = await trainOffline(samples(1, 8000), vectorizer, {
+      config,
+      rng: new Rng(2),
+      maxEpochs: 10,
+      patience: 2,
+      learningRate: 0.01,
+    });
+    // The oracle (true probabilities 0.6 / 0.05) gets about 0.84 on such data.
+    assert.ok(result.validationAuc > 0.7, `validation AUC ${result.validationAuc}`);
+    assert.ok(result.bestEpoch >= 1 && result.bestEpoch <= result.epochs, 'best epoch in range');
+    assert.equal(result.trainSamples + result.validationSamples, 8000);
+    result.ranker.dispose();
+    await assert.rejects(
+      trainOffline(samples(1, 50), vectorizer, { config, rng: new Rng(2) }),
+      /need at least 100/,
+    );
+  });
+
+  test('online: a version every 100 samples; the guardrail refuses a broken step and keeps the last good one', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const store = new RankerModelStore(dir);
+      const trainer = await OnlineTrainer.open(
+        { store, vectorizer, rng: new Rng(3), stepEvery: 100, holdoutEvery: 10, minHoldout: 50 },
+        () => Ranker.create(config, new Rng(4)),
+      );
+      const published: string[] = [];
+      for (const s of samples(5, 1000)) {
+        const step = await trainer.add(s);
+        if (step?.version) published.push(step.version);
+      }
+      // 1000 samples, about 10 % held out: 9 steps of 100.
+      assert.ok(published.length >= 8 && published.length <= 9, `published ${published}`);
+      assert.equal(await store.current(), published.at(-1));
+      const stats = trainer.stats();
+      assert.ok(stats.holdout > 50, `holdout ${stats.holdout}`);
+
+      // Poison the working model: the next step yields non-finite weights and is refused.
+      trainer.model.tables.user.weights.fill(Number.NaN);
+      let refused: string | null = null;
+      for (const s of samples(6, 300, 5000)) {
+        const step = await trainer.add(s);
+        if (step?.refused) {
+          refused = step.refused;
+          break;
+        }
+      }
+      assert.match(refused ?? '', /non-finite|training failed/, 'the broken step is refused');
+      assert.equal(await store.current(), published.at(-1), 'the last good version still serves');
+      // Learning goes on from the good weights.
+      let next: string | null = null;
+      for (const s of samples(7, 300, 9000)) {
+        const step = await trainer.add(s);
+        if (step?.version) {
+          next = step.version;
+          break;
+        }
+      }
+      assert.ok(next !== null, 'publishes again after a refusal');
+      const loaded = await store.loadCurrent(new Rng(1));
+      assert.ok(loaded, 'the new version loads (finite, right shapes)');
+      loaded?.ranker.dispose();
+      trainer.dispose();
+    } finally {
+      await cleanup();
+    }
+  });
+});
