@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { trainOffline } from '../src/learn/offline-train.js';
 import { examplesOf } from '../src/learn/samples.js';
-import { EmbeddedStack, SwitchingRecommender } from '../src/loop/stack.js';
+import { EmbeddedStack, PhasedRecommender } from '../src/loop/stack.js';
 import { FeatureVectorizer } from '../src/rank/feature-vector.js';
 import { auc, groupedAuc, ndcgAtK } from '../src/rank/metrics.js';
 import type { Architecture } from '../src/rank/multitask.js';
@@ -75,15 +75,19 @@ async function main() {
     const users = Number(args.users);
     const seed = Number(args.seed);
     const startTime = Date.UTC(2026, 0, 1);
-    const switcher = new SwitchingRecommender(
+    const switcher = new PhasedRecommender(
       () => sim.policy,
-      startTime + warmupS * 1000,
-      async () => {
-        say(`warm-up done at ${sim.stats.simulatedS.toFixed(0)} s: training GraphSAGE`);
-        const version = await stack.trainGnn(3);
-        say(`GraphSAGE ${version}; the server takes over (bootstrap: uniform over recall)`);
-        return (await stack.startServer({ seed })).service;
-      },
+      [
+        {
+          atMs: startTime + warmupS * 1000,
+          setup: async () => {
+            say(`warm-up done at ${sim.stats.simulatedS.toFixed(0)} s: training GraphSAGE`);
+            const version = await stack.trainGnn(3);
+            say(`GraphSAGE ${version}; the server takes over (bootstrap: uniform over recall)`);
+            return (await stack.startServer({ seed })).service;
+          },
+        },
+      ],
     );
     const sim: Simulator = new Simulator(
       {

@@ -131,22 +131,31 @@ export class EmbeddedStack {
   }
 }
 
+/** A point in event time where the simulation's recommender changes. */
+export interface Phase {
+  atMs: number;
+  /** Runs once, at the first request at or after atMs; returns the recommender from then on. */
+  setup: () => Promise<Recommender>;
+}
+
 /**
  * The simulator's recommender that starts as the simulator's own logging policy (the warm-up
- * history) and, at the first request at or after `atMs` (event time), runs `setup` once and
- * switches to the recommender it returns (the server).
+ * history) and moves through phases (the server bootstrapping, then a trained model, ...).
  */
-export class SwitchingRecommender implements Recommender {
+export class PhasedRecommender implements Recommender {
   target: Recommender | null = null;
+  private next = 0;
 
   constructor(
     private readonly fallback: () => Recommender,
-    private readonly atMs = Number.POSITIVE_INFINITY,
-    private readonly setup?: () => Promise<Recommender>,
+    private readonly phases: readonly Phase[],
   ) {}
 
   async recommend(req: RecommendRequest): Promise<RecommendResponse> {
-    if (!this.target && req.ts >= this.atMs && this.setup) this.target = await this.setup();
+    while (this.next < this.phases.length && req.ts >= (this.phases[this.next] as Phase).atMs) {
+      const phase = this.phases[this.next++] as Phase;
+      this.target = await phase.setup();
+    }
     return (this.target ?? this.fallback()).recommend(req);
   }
 }

@@ -33,6 +33,8 @@ export interface AppOptions {
   recommender?: Recommender;
   /** Whether the server can take traffic (models loaded, stores reachable). */
   ready?: () => boolean;
+  /** The model version serving now (reported by /readyz). */
+  modelVersion?: () => string;
   /** Largest request body, bytes. Default 1 MiB. */
   bodyLimit?: number;
 }
@@ -158,12 +160,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     '/readyz',
     {
       schema: {
-        response: { 200: z.object({ ready: z.boolean() }), 503: z.object({ ready: z.boolean() }) },
+        response: {
+          200: z.object({ ready: z.boolean(), modelVersion: z.string().optional() }),
+          503: z.object({ ready: z.boolean(), modelVersion: z.string().optional() }),
+        },
       },
     },
     async (_req, reply) => {
       const ready = options.ready?.() ?? true;
-      return reply.code(ready ? 200 : 503).send({ ready });
+      const version = options.modelVersion?.();
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ ready, ...(version === undefined ? {} : { modelVersion: version }) });
     },
   );
 

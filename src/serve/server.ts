@@ -11,6 +11,7 @@ import { GnnRecall } from '../graph/gnn-recall.js';
 import { InteractionGraph } from '../graph/graph.js';
 import { GraphModelStore } from '../graph/model-store.js';
 import { FeatureVectorizer } from '../rank/feature-vector.js';
+import type { RankerModel } from '../rank/ranker.js';
 import type { FeatureStore } from '../store/store.js';
 import { logger } from '../util/logger.js';
 import { Rng } from '../util/rng.js';
@@ -40,6 +41,11 @@ export interface RecommendServer {
   watcher: ModelWatcher;
   /** The GraphSAGE version serving recall (null: no GNN model yet, ANN recall is off). */
   gnnVersion: string | null;
+  /**
+   * Another recommender over the same live state, store and impression log with a model of
+   * its own that never changes (the frozen arm of an online-vs-frozen comparison).
+   */
+  pinned(model: RankerModel): RecommendService;
   close(): Promise<void>;
 }
 
@@ -72,16 +78,16 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
 
   const publisher = new EventPublisher(opts.bus);
   await publisher.ensureTopics();
-  const service = new RecommendService({
+  const serviceOptions = {
     live,
     store: opts.store,
     vectorizer: new FeatureVectorizer(),
     // Impressions are built by typed code from validated parts: re-validating 20 of them
     // per request with zod cost 0.4 ms (measured), so this publisher skips it.
     publisher: new EventPublisher(opts.bus, { validate: false }),
-    rng: rng.fork('service'),
     ...opts.service,
-  });
+  };
+  const service = new RecommendService({ ...serviceOptions, rng: rng.fork('service') });
   const watcher = new ModelWatcher({
     dir: opts.rankerDir,
     rng: rng.fork('models'),
@@ -107,13 +113,25 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
     }
   })();
 
-  const app = await buildApp({ publisher, recommender: service });
+  const app = await buildApp({
+    publisher,
+    recommender: service,
+    modelVersion: () => service.modelVersion,
+  });
   return {
     app,
     service,
     live,
     watcher,
     gnnVersion: gnnModel?.version ?? null,
+    pinned(model) {
+      const pinned = new RecommendService({
+        ...serviceOptions,
+        rng: rng.fork(`pinned/${model.version}`),
+      });
+      pinned.setModel(model);
+      return pinned;
+    },
     async close() {
       stopped = true;
       watcher.stop();

@@ -1,0 +1,231 @@
+// npm run eval:drift — interest drift, online learning against the same model frozen.
+//
+// Timeline in simulated time (all in process, the simulator's users asking the real serving
+// path):  [0, warmup) the simulator's own policy  →  GraphSAGE trained  →  [warmup, +bootstrap)
+// the server shows recall candidates in random order  →  a ranker trained offline on those
+// samples  →  the loop: users split by hash into an online arm (model updated every 100
+// samples by the online trainer, swapped in as published) and a frozen arm (that first
+// ranker, never updated)  →  at driftAt a share of users get new interests  →  the end.
+//
+// AUC is progressive (each sample scored by both models before the trainer learns from it),
+// over all labelled samples of the loop, in windows of --window samples:
+//   auc_before          online model, the last window before the drift
+//   auc_*_after         the window at the end of the run
+//   samples_to_recover  labelled samples after the drift until the online model's AUC over
+//                       the trailing window of post-drift samples is back to 0.98 × auc_before
+//                       (null if never; at least --window by construction)
+//   ctr_*_after         simulated click-through of each arm's impressions after the drift
+//
+//   npm run eval:drift [-- --users 1000 --items 2000 --rps 10 --drift-share 0.6]
+import { parseArgs } from 'node:util';
+import type { LabelledSample } from '../src/events/schemas.js';
+import { trainOffline } from '../src/learn/offline-train.js';
+import { OnlineTrainer } from '../src/learn/online-trainer.js';
+import { ArmRouter, LearningLoop } from '../src/loop/learning-loop.js';
+import { EmbeddedStack, PhasedRecommender } from '../src/loop/stack.js';
+import { FeatureVectorizer } from '../src/rank/feature-vector.js';
+import { auc } from '../src/rank/metrics.js';
+import { RankerModelStore } from '../src/rank/model-store.js';
+import { defaultRankerConfig, Ranker } from '../src/rank/ranker.js';
+import { Simulator } from '../src/sim/index.js';
+import { Rng } from '../src/util/rng.js';
+import { machine, tempDir } from './common.js';
+
+const { values: args } = parseArgs({
+  options: {
+    users: { type: 'string', default: '1000' },
+    items: { type: 'string', default: '2000' },
+    rps: { type: 'string', default: '10' },
+    'warmup-s': { type: 'string', default: '1200' },
+    'bootstrap-s': { type: 'string', default: '1800' },
+    'before-s': { type: 'string', default: '900' },
+    'after-s': { type: 'string', default: '1800' },
+    'drift-share': { type: 'string', default: '0.6' },
+    'frozen-share': { type: 'string', default: '0.5' },
+    window: { type: 'string', default: '2000' },
+    seed: { type: 'string', default: '23' },
+  },
+});
+const say = (msg: string) => process.stderr.write(`[eval:drift] ${msg}\n`);
+const n = (k: keyof typeof args) => Number(args[k]);
+
+async function main() {
+  const { dir, cleanup } = await tempDir('eval-drift-');
+  const stack = await EmbeddedStack.open({ dataDir: dir, windowMs: 120_000 });
+  const vectorizer = new FeatureVectorizer();
+  const seed = n('seed');
+  const startTime = Date.UTC(2026, 0, 1);
+  const loopAt = startTime + (n('warmup-s') + n('bootstrap-s')) * 1000;
+  const driftAt = loopAt + n('before-s') * 1000;
+  const endAt = driftAt + n('after-s') * 1000;
+  const window = n('window');
+  let loop: LearningLoop | null = null;
+  let trainer: OnlineTrainer | null = null;
+  try {
+    const recommender = new PhasedRecommender(
+      () => sim.policy,
+      [
+        {
+          atMs: startTime + n('warmup-s') * 1000,
+          setup: async () => {
+            say('warm-up done: training GraphSAGE');
+            await stack.trainGnn(3);
+            say('the server takes over (bootstrap: uniform over recall)');
+            return (await stack.startServer({ seed })).service;
+          },
+        },
+        {
+          atMs: loopAt,
+          setup: async () => {
+            const samples = (await stack.newSamples()).filter(
+              (s) => s.modelVersion === 'bootstrap',
+            );
+            say(`training the first ranker on ${samples.length} bootstrap samples`);
+            const first = await trainOffline(samples, vectorizer, {
+              config: defaultRankerConfig(vectorizer.width),
+              rng: new Rng(seed).fork('offline'),
+              maxEpochs: 6,
+              patience: 1,
+            });
+            const store = new RankerModelStore(`${dir}/models/online`);
+            const v1 = await store.save(
+              first.ranker,
+              vectorizer.slots.map((s) => s.name),
+              {
+                trainer: 'offline',
+              },
+            );
+            say(
+              `first ranker ${v1} (validation AUC ${first.validationAuc.toFixed(4)}); online vs frozen from now`,
+            );
+            trainer = await OnlineTrainer.open({
+              store,
+              vectorizer,
+              rng: new Rng(seed).fork('online'),
+            });
+            const server = stack.server;
+            if (!server) throw new Error('no server');
+            const frozen = await Ranker.create(
+              first.ranker.config,
+              new Rng(1),
+              undefined,
+              first.ranker.weights(),
+            );
+            server.service.setModel({ version: v1, ranker: first.ranker });
+            const frozenService = server.pinned({ version: `${v1}-frozen`, ranker: frozen });
+            loop = new LearningLoop(
+              trainer,
+              frozen,
+              server.service,
+              vectorizer,
+              n('frozen-share'),
+              window,
+            );
+            return new ArmRouter(
+              { online: server.service, frozen: frozenService },
+              n('frozen-share'),
+            );
+          },
+        },
+      ],
+    );
+    const sim: Simulator = new Simulator(
+      {
+        users: n('users'),
+        items: n('items'),
+        seed,
+        startTime,
+        requestsPerSecond: n('rps'),
+        newItemsPerMinute: 5,
+        driftAtS: (driftAt - startTime) / 1000,
+        driftShare: n('drift-share'),
+      },
+      { recommender },
+    );
+    let lastSay = 0;
+    const learnFrom = (s: LabelledSample) =>
+      s.modelVersion !== 'bootstrap' && s.modelVersion !== 'sim-policy';
+    await sim.run({
+      durationS: (endAt - startTime) / 1000,
+      sink: stack.sink(async () => {
+        if (!loop) return;
+        await loop.learn((await stack.newSamples()).filter(learnFrom));
+        if (performance.now() - lastSay > 10_000) {
+          lastSay = performance.now();
+          const p = loop.rollingAuc();
+          say(
+            `t=${sim.stats.simulatedS.toFixed(0)} s: ${loop.stats().samples} samples, ${loop.versions.length} versions, ` +
+              `rolling AUC online ${p.aucOnline?.toFixed(4)} frozen ${p.aucFrozen?.toFixed(4)}`,
+          );
+        }
+      }),
+    });
+    const finalLoop = loop as LearningLoop | null;
+    if (!finalLoop) throw new Error('the run ended before the loop started');
+    await finalLoop.learn((await stack.newSamples(true)).filter(learnFrom));
+
+    const before = finalLoop.rollingAuc(Number.NEGATIVE_INFINITY, driftAt);
+    const after = finalLoop.rollingAuc(driftAt);
+    const post = finalLoop.history().filter((s) => s.ts >= driftAt);
+    const recoverAt = (score: 'online' | 'frozen') => {
+      const target = 0.98 * (before.aucOnline ?? 1);
+      for (let k = window; k <= post.length; k += 100) {
+        const w = post.slice(k - window, k);
+        const labels = w.map((s) => s.clicked);
+        if (!labels.some((l) => l === 1)) continue;
+        if (
+          auc(
+            w.map((s) => s[score]),
+            labels,
+          ) >= target
+        )
+          return k;
+      }
+      return null;
+    };
+    const firstWindow = post.slice(0, window);
+    const dip = (score: 'online' | 'frozen') =>
+      firstWindow.some((s) => s.clicked === 1)
+        ? auc(
+            firstWindow.map((s) => s[score]),
+            firstWindow.map((s) => s.clicked),
+          )
+        : null;
+    const ctr = finalLoop.ctrBetween(driftAt);
+    const ctrBefore = finalLoop.ctrBetween(loopAt, driftAt);
+    const r4 = (x: number | null) => (x === null ? null : Number(x.toFixed(4)));
+    const stats = finalLoop.stats();
+    console.log(
+      JSON.stringify({
+        bench: 'eval-drift',
+        drift_share: n('drift-share'),
+        frozen_share: n('frozen-share'),
+        window,
+        auc_before: r4(before.aucOnline),
+        auc_frozen_before: r4(before.aucFrozen),
+        auc_online_first_window_after: r4(dip('online')),
+        auc_frozen_first_window_after: r4(dip('frozen')),
+        auc_online_after: r4(after.aucOnline),
+        auc_frozen_after: r4(after.aucFrozen),
+        samples_to_recover: recoverAt('online'),
+        frozen_samples_to_recover: recoverAt('frozen'),
+        samples_after_drift: post.length,
+        ctr_online_before: r4(ctrBefore.online),
+        ctr_frozen_before: r4(ctrBefore.frozen),
+        ctr_online_after: r4(ctr.online),
+        ctr_frozen_after: r4(ctr.frozen),
+        versions_published: stats.versions,
+        versions_refused: stats.refused,
+        samples: stats.samples,
+        goal: { samples_to_recover_max: 3000, frozen_worse: true },
+        machine: machine(),
+      }),
+    );
+  } finally {
+    (trainer as OnlineTrainer | null)?.dispose();
+    await stack.close();
+    await cleanup();
+  }
+}
+
+await main();

@@ -1,0 +1,172 @@
+// npm run bench:swap — hot model swaps under load. The server runs in its own process; a load
+// client (worker thread) sends recommendation requests at a fixed rate; this process is the
+// online trainer: it reads the impressions the server logs, labels them from the simulator's
+// truth, and takes a step + publishes a version every 100 samples. For each version: from the
+// moment the step's last (100th) sample reached the trainer to the moment the server reports
+// serving it (/readyz polled every 2 ms). Failed requests are counted over the whole run.
+//
+//   npm run bench:swap [-- --rate 100 --seconds 30 --users 2000 --items 5000]
+import { parseArgs } from 'node:util';
+import { build as buildHistogram } from 'hdr-histogram-js';
+import { LogBus } from '../src/bus/index.js';
+import { LogFollower } from '../src/bus/log-follower.js';
+import { rankerModelDir } from '../src/cli/commands/serve.js';
+import { busDir } from '../src/cli/data-dir.js';
+import type { LabelledSample } from '../src/events/schemas.js';
+import { Topics } from '../src/events/topics.js';
+import { OnlineTrainer } from '../src/learn/online-trainer.js';
+import { FeatureVectorizer } from '../src/rank/feature-vector.js';
+import { RankerModelStore } from '../src/rank/model-store.js';
+import { Rng } from '../src/util/rng.js';
+import { machine, tempDir } from './common.js';
+import { runLoadInWorker } from './load-worker.js';
+import { prepareServingData, startServerProcess } from './serving-setup.js';
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '100' },
+    seconds: { type: 'string', default: '30' },
+    users: { type: 'string', default: '2000' },
+    items: { type: 'string', default: '5000' },
+  },
+});
+const rate = Number(args.rate);
+const seconds = Number(args.seconds);
+const users = Number(args.users);
+const log = (msg: string) => process.stderr.write(`[bench:swap] ${msg}\n`);
+
+async function servedVersion(base: string): Promise<string | undefined> {
+  const r = await fetch(`${base}/readyz`);
+  return ((await r.json()) as { modelVersion?: string }).modelVersion;
+}
+
+async function main() {
+  const { dir, cleanup } = await tempDir('swap-');
+  try {
+    const sim = await prepareServingData(
+      dir,
+      { users, items: Number(args.items), seed: 13, requestsPerSecond: 50 },
+      300,
+      log,
+    );
+    const server = await startServerProcess(dir);
+    const bus = new LogBus({ dir: busDir(dir), durability: 'os' });
+    const trainer = await OnlineTrainer.open({
+      store: new RankerModelStore(rankerModelDir(dir)),
+      vectorizer: new FeatureVectorizer(),
+      rng: new Rng(3),
+      stepEvery: 100,
+      // Labels here are simulated draws; the guardrail still checks finiteness and the holdout.
+    });
+    const follower = new LogFollower(bus, [Topics.impressions]);
+    await follower.catchUp(() => {}); // start after what was logged before the run
+    const latency = buildHistogram({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 60_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    const rng = new Rng(9);
+    let swaps = 0;
+    let refused = 0;
+    let notSeen = 0;
+    let samples = 0;
+    log(`load at ${rate}/s for ${seconds} s while the trainer publishes`);
+    const load = runLoadInWorker({
+      origin: server.base,
+      path: '/recommend',
+      method: 'POST',
+      rate,
+      seconds,
+      users,
+      count: 20,
+    });
+    let done = false;
+    void load.finally(() => {
+      done = true;
+    });
+    try {
+      while (!done) {
+        const events = await follower.poll(2000);
+        if (events.length === 0) {
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        for (const e of events) {
+          if (done) break;
+          if (e.type !== 'impression') continue;
+          const p = sim.truth.clickProbability(e.userId, e.itemId, e.position, e.ts);
+          const clicked = rng.uniform() < p;
+          const sample: LabelledSample = {
+            id: `s:${e.id}`,
+            ts: e.ts,
+            type: 'sample',
+            impressionId: e.id,
+            impressionTs: e.ts,
+            requestId: e.requestId,
+            userId: e.userId,
+            itemId: e.itemId,
+            position: e.position,
+            modelVersion: e.modelVersion,
+            clicked,
+            watchedS: clicked ? 60 * sim.truth.watchRatioGivenClick(e.userId, e.itemId, e.ts) : 0,
+            features: e.features,
+          };
+          samples++;
+          const labelledAt = performance.now();
+          const step = await trainer.add(sample);
+          if (!step) continue;
+          if (!step.version) {
+            refused++;
+            continue;
+          }
+          // Wait for the server to report the new version.
+          const deadline = labelledAt + 5000;
+          let seen = false;
+          while (performance.now() < deadline) {
+            if ((await servedVersion(server.base)) === step.version) {
+              seen = true;
+              break;
+            }
+            await new Promise((r) => setTimeout(r, 2));
+          }
+          if (seen) {
+            swaps++;
+            latency.recordValue(Math.max(1, Math.round((performance.now() - labelledAt) * 1000)));
+          } else notSeen++;
+        }
+      }
+    } finally {
+      const result = await load;
+      trainer.dispose();
+      await server.stop();
+      await bus.close();
+      const ms = (q: number) => Number((latency.getValueAtPercentile(q) / 1000).toFixed(2));
+      console.log(
+        JSON.stringify({
+          bench: 'swap',
+          rate,
+          seconds,
+          samples,
+          published: swaps + notSeen,
+          swaps,
+          refused,
+          not_served_within_5s: notSeen,
+          failed_requests: result.errors,
+          requests: result.sent,
+          request_p50_ms: result.p50_ms,
+          request_p99_ms: result.p99_ms,
+          publish_to_serve_p50_ms: ms(50),
+          publish_to_serve_p99_ms: ms(99),
+          publish_to_serve_max_ms: Number((latency.maxValue / 1000).toFixed(2)),
+          error_samples: result.error_samples,
+          goal: { failed_requests: 0, publish_to_serve_p99_ms: 100 },
+          machine: machine(),
+        }),
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+await main();

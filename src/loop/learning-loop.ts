@@ -1,0 +1,185 @@
+// The online-learning loop in process, with a frozen twin to compare against: users are split
+// by a hash of their id between the online arm (served by the model the trainer keeps
+// updating) and the frozen arm (served by the model as it was when the loop started).
+//
+// Evaluation is progressive: every labelled sample is scored by both models before the
+// trainer sees it, so "rolling AUC" is always on data the online model has not trained on
+// (the standard way to evaluate a model that learns from the stream it is judged on).
+import type { LabelledSample } from '../events/schemas.js';
+import type { OnlineTrainer, StepResult } from '../learn/online-trainer.js';
+import { examplesOf } from '../learn/samples.js';
+import type { FeatureVectorizer } from '../rank/feature-vector.js';
+import { auc } from '../rank/metrics.js';
+import { Ranker } from '../rank/ranker.js';
+import type { RecommendService } from '../serve/recommend-service.js';
+import type { Recommender, RecommendRequest, RecommendResponse } from '../sim/recommender.js';
+import { Rng } from '../util/rng.js';
+
+export type Arm = 'online' | 'frozen';
+
+/** Which arm a user is in: a stable hash, `frozenShare` of users frozen. */
+export function armOf(userId: string, frozenShare: number): Arm {
+  return hashShare(userId) < frozenShare ? 'frozen' : 'online';
+}
+
+function hashShare(id: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
+  return (h >>> 0) / 2 ** 32;
+}
+
+/** Routes each user's requests to their arm's recommender. */
+export class ArmRouter implements Recommender {
+  constructor(
+    private readonly arms: Record<Arm, Recommender>,
+    private readonly frozenShare: number,
+  ) {}
+
+  recommend(req: RecommendRequest): Promise<RecommendResponse> {
+    return this.arms[armOf(req.userId, this.frozenShare)].recommend(req);
+  }
+}
+
+/** A scored sample, kept for the rolling windows. */
+interface Scored {
+  ts: number;
+  clicked: number;
+  online: number;
+  frozen: number;
+  arm: Arm;
+}
+
+export interface LoopPoint {
+  /** Impression time of the newest sample in the window. */
+  ts: number;
+  samples: number;
+  aucOnline: number | null;
+  aucFrozen: number | null;
+}
+
+export interface LoopVersion {
+  version: string;
+  /** Samples seen when it was published. */
+  samples: number;
+  ts: number;
+}
+
+export class LearningLoop {
+  private readonly scored: Scored[] = [];
+  readonly versions: LoopVersion[] = [];
+  readonly refusals: StepResult[] = [];
+  private readonly counts = {
+    samples: 0,
+    online: { impressions: 0, clicks: 0, watchS: 0 },
+    frozen: { impressions: 0, clicks: 0, watchS: 0 },
+  };
+
+  constructor(
+    private readonly trainer: OnlineTrainer,
+    private readonly frozen: Ranker,
+    /** The online arm's service: each published version is swapped into it. */
+    private readonly onlineService: RecommendService,
+    private readonly vectorizer: FeatureVectorizer,
+    private readonly frozenShare: number,
+    /** Samples per rolling-AUC window. */
+    readonly window = 2000,
+  ) {}
+
+  /** Scores, counts and learns from new samples; swaps each published version in. */
+  async learn(samples: readonly LabelledSample[]): Promise<void> {
+    if (samples.length === 0) return;
+    const data = examplesOf(this.vectorizer, samples);
+    const predict = (r: Ranker) =>
+      r.predict(r.inputs(data.examples), data.examples.length)[0] as Float32Array;
+    const online = predict(this.trainer.model);
+    const frozen = predict(this.frozen);
+    for (const [i, s] of samples.entries()) {
+      const arm = armOf(s.userId, this.frozenShare);
+      this.scored.push({
+        ts: s.impressionTs,
+        clicked: s.clicked ? 1 : 0,
+        online: online[i] as number,
+        frozen: frozen[i] as number,
+        arm,
+      });
+      const c = this.counts[arm];
+      c.impressions++;
+      if (s.clicked) c.clicks++;
+      c.watchS += s.watchedS;
+      this.counts.samples++;
+      const step = await this.trainer.add(s);
+      if (step?.version) {
+        const copy = await Ranker.create(
+          this.trainer.model.config,
+          new Rng(this.versions.length),
+          undefined,
+          this.trainer.model.weights(),
+        );
+        this.onlineService.setModel({ version: step.version, ranker: copy })?.ranker.dispose();
+        this.versions.push({
+          version: step.version,
+          samples: this.counts.samples,
+          ts: s.impressionTs,
+        });
+      } else if (step?.refused) this.refusals.push(step);
+    }
+    const keep = Math.max(200_000, this.window * 50);
+    if (this.scored.length > keep) this.scored.splice(0, this.scored.length - keep);
+  }
+
+  /** AUC of both models over the newest `window` samples (or those in [from, to) by time). */
+  rollingAuc(from = Number.NEGATIVE_INFINITY, to = Number.POSITIVE_INFINITY): LoopPoint {
+    const inRange = this.scored.filter((s) => s.ts >= from && s.ts < to);
+    const w = inRange.slice(-this.window);
+    const labels = w.map((s) => s.clicked);
+    const positives = labels.reduce((a, b) => a + b, 0);
+    const ok = positives > 0 && positives < labels.length;
+    return {
+      ts: w.at(-1)?.ts ?? 0,
+      samples: w.length,
+      aucOnline: ok
+        ? auc(
+            w.map((s) => s.online),
+            labels,
+          )
+        : null,
+      aucFrozen: ok
+        ? auc(
+            w.map((s) => s.frozen),
+            labels,
+          )
+        : null,
+    };
+  }
+
+  /** The scored samples kept (newest last): time, label, both scores, arm. */
+  history(): readonly Scored[] {
+    return this.scored;
+  }
+
+  /** Click-through of each arm's impressions in [from, to) by impression time. */
+  ctrBetween(from: number, to = Number.POSITIVE_INFINITY): Record<Arm, number | null> {
+    const out: Record<Arm, number | null> = { online: null, frozen: null };
+    for (const arm of ['online', 'frozen'] as const) {
+      const w = this.scored.filter((s) => s.arm === arm && s.ts >= from && s.ts < to);
+      out[arm] = w.length === 0 ? null : w.reduce((a, s) => a + s.clicked, 0) / w.length;
+    }
+    return out;
+  }
+
+  stats() {
+    const rate = (c: { impressions: number; clicks: number }) =>
+      c.impressions === 0 ? null : c.clicks / c.impressions;
+    const watch = (c: { impressions: number; watchS: number }) =>
+      c.impressions === 0 ? null : c.watchS / c.impressions;
+    return {
+      samples: this.counts.samples,
+      versions: this.versions.length,
+      refused: this.refusals.length,
+      ctrOnline: rate(this.counts.online),
+      ctrFrozen: rate(this.counts.frozen),
+      watchOnline: watch(this.counts.online),
+      watchFrozen: watch(this.counts.frozen),
+    };
+  }
+}
