@@ -113,7 +113,7 @@ async function main() {
           };
           samples++;
           const labelledAt = performance.now();
-          const step = await trainer.add(sample);
+          const [step] = await trainer.add(sample); // labels are final here: no label delay
           if (!step) continue;
           if (!step.version) {
             refused++;

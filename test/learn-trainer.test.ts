@@ -86,8 +86,7 @@ describe('ranker training from samples', () => {
       );
       const published: string[] = [];
       for (const s of samples(5, 1000)) {
-        const step = await trainer.add(s);
-        if (step?.version) published.push(step.version);
+        for (const step of await trainer.add(s)) if (step.version) published.push(step.version);
       }
       // 1000 samples, about 10 % held out: 9 steps of 100.
       assert.ok(published.length >= 8 && published.length <= 9, `published ${published}`);
@@ -99,7 +98,7 @@ describe('ranker training from samples', () => {
       trainer.model.tables.user.weights.fill(Number.NaN);
       let refused: string | null = null;
       for (const s of samples(6, 300, 5000)) {
-        const step = await trainer.add(s);
+        const [step] = await trainer.add(s);
         if (step?.refused) {
           refused = step.refused;
           break;
@@ -110,7 +109,7 @@ describe('ranker training from samples', () => {
       // Learning goes on from the good weights.
       let next: string | null = null;
       for (const s of samples(7, 300, 9000)) {
-        const step = await trainer.add(s);
+        const [step] = await trainer.add(s);
         if (step?.version) {
           next = step.version;
           break;
@@ -120,6 +119,35 @@ describe('ranker training from samples', () => {
       const loaded = await store.loadCurrent(new Rng(1));
       assert.ok(loaded, 'the new version loads (finite, right shapes)');
       loaded?.ranker.dispose();
+      trainer.dispose();
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('with a label delay, samples are learned from once final, in impression order', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const trainer = await OnlineTrainer.open(
+        {
+          store: new RankerModelStore(dir),
+          vectorizer,
+          rng: new Rng(3),
+          stepEvery: 20,
+          holdoutEvery: 1_000_000_000,
+          labelDelayMs: 10_000,
+        },
+        () => Ranker.create(config, new Rng(4)),
+      );
+      const batch = samples(8, 40); // impressions 1 s apart, each arriving at its own time
+      let steps = 0;
+      for (const s of batch.slice(0, 10)) steps += (await trainer.add(s)).length;
+      assert.equal(steps, 0, 'nothing is final within the delay');
+      assert.equal(trainer.stats().waiting, 10);
+      for (const s of batch.slice(10)) steps += (await trainer.add(s)).length;
+      // The 40th sample arrives at +39 s: impressions up to +29 s are final (30 samples).
+      assert.equal(trainer.stats().samples, 30, 'samples released once 10 s old');
+      assert.equal(steps, 1, 'one step of 20');
       trainer.dispose();
     } finally {
       await cleanup();

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isRecmasterError } from '../errors.js';
+import { registerDemo } from './commands/demo.js';
 import { registerFeatures } from './commands/features.js';
 import { registerJoin } from './commands/join.js';
 import { registerLearn } from './commands/learn.js';
@@ -31,6 +32,7 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
+registerDemo(program);
 registerSimulate(program);
 registerFeatures(program);
 registerJoin(program);

@@ -77,8 +77,11 @@ export class LearningLoop {
   constructor(
     private readonly trainer: OnlineTrainer,
     private readonly frozen: Ranker,
-    /** The online arm's service: each published version is swapped into it. */
-    private readonly onlineService: RecommendService,
+    /**
+     * The online arm's service, when each published version should be swapped into it here
+     * (in-process evaluations); null when the server follows the model directory instead.
+     */
+    private readonly onlineService: RecommendService | null,
     private readonly vectorizer: FeatureVectorizer,
     private readonly frozenShare: number,
     /** Samples per rolling-AUC window. */
@@ -107,21 +110,24 @@ export class LearningLoop {
       if (s.clicked) c.clicks++;
       c.watchS += s.watchedS;
       this.counts.samples++;
-      const step = await this.trainer.add(s);
-      if (step?.version) {
-        const copy = await Ranker.create(
-          this.trainer.model.config,
-          new Rng(this.versions.length),
-          undefined,
-          this.trainer.model.weights(),
-        );
-        this.onlineService.setModel({ version: step.version, ranker: copy })?.ranker.dispose();
-        this.versions.push({
-          version: step.version,
-          samples: this.counts.samples,
-          ts: s.impressionTs,
-        });
-      } else if (step?.refused) this.refusals.push(step);
+      for (const step of await this.trainer.add(s)) {
+        if (step.version && this.onlineService) {
+          const copy = await Ranker.create(
+            this.trainer.model.config,
+            new Rng(this.versions.length),
+            undefined,
+            this.trainer.model.weights(),
+          );
+          this.onlineService.setModel({ version: step.version, ranker: copy })?.ranker.dispose();
+        }
+        if (step.version)
+          this.versions.push({
+            version: step.version,
+            samples: this.counts.samples,
+            ts: s.impressionTs,
+          });
+        else if (step.refused) this.refusals.push(step);
+      }
     }
     const keep = Math.max(200_000, this.window * 50);
     if (this.scored.length > keep) this.scored.splice(0, this.scored.length - keep);

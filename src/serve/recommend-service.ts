@@ -14,7 +14,7 @@
 // from an earlier model.
 import type { EventPublisher } from '../events/publisher.js';
 import type { Impression } from '../events/schemas.js';
-import type { ItemNode } from '../graph/graph.js';
+import type { InteractionGraph, ItemNode } from '../graph/graph.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import type { RankerModel, RankItem } from '../rank/ranker.js';
 import { impressionSnapshot } from '../rank/snapshot.js';
@@ -94,6 +94,11 @@ export class RecommendService {
     this.freshWindowMs = opts.freshWindowMs ?? 3_600_000;
     this.recentClicks = opts.recentClicks ?? 20;
     this.requestPrefix = `r${Date.now().toString(36)}${process.pid.toString(36)}`;
+  }
+
+  /** The interaction graph recall reads (item metadata for explanations). */
+  get graph(): InteractionGraph {
+    return this.opts.live.graph;
   }
 
   get modelVersion(): string {

@@ -16,7 +16,7 @@ import type { FeatureStore } from '../store/store.js';
 import { logger } from '../util/logger.js';
 import { Rng } from '../util/rng.js';
 import { UsearchIndex } from '../vectors/index.js';
-import { buildApp } from './app.js';
+import { buildApp, type Recommender } from './app.js';
 import { LiveState } from './live-state.js';
 import { ModelWatcher } from './model-watcher.js';
 import { RecommendService, type RecommendServiceOptions } from './recommend-service.js';
@@ -46,6 +46,8 @@ export interface RecommendServer {
    * its own that never changes (the frozen arm of an online-vs-frozen comparison).
    */
   pinned(model: RankerModel): RecommendService;
+  /** Routes POST /recommend to another recommender (e.g. an online/frozen arm router). */
+  route(recommender: Recommender): void;
   close(): Promise<void>;
 }
 
@@ -113,9 +115,10 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
     }
   })();
 
+  let routed: Recommender = service;
   const app = await buildApp({
     publisher,
-    recommender: service,
+    recommender: { recommend: (req) => routed.recommend(req) },
     modelVersion: () => service.modelVersion,
   });
   return {
@@ -124,6 +127,9 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
     live,
     watcher,
     gnnVersion: gnnModel?.version ?? null,
+    route(recommender) {
+      routed = recommender;
+    },
     pinned(model) {
       const pinned = new RecommendService({
         ...serviceOptions,

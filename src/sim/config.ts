@@ -43,6 +43,11 @@ export const SimConfigSchema = z.strictObject({
   driftAtS: z.number().nonnegative().nullable().default(null),
   /** Share of users who get a fresh interest vector at driftAtS. */
   driftShare: z.number().min(0).max(1).default(0.3),
+  /**
+   * Which run of a resumed simulation this is: event and request ids carry it, so a run that
+   * continues an earlier one's log never reuses its ids. 0 (the default) leaves ids as they were.
+   */
+  runId: int().min(0).max(1_000_000).default(0),
   /** Event time of the start, epoch ms. */
   startTime: int()
     .nonnegative()

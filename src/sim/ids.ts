@@ -4,13 +4,17 @@ export class IdSource {
   private events = 0;
   private requests = 0;
 
-  constructor(private readonly seed: number) {}
+  private readonly prefix: string;
+
+  constructor(seed: number, runId = 0) {
+    this.prefix = runId === 0 ? `${seed}` : `${seed}.${runId}`;
+  }
 
   nextEventId(): string {
-    return `e${this.seed}-${(this.events++).toString(36)}`;
+    return `e${this.prefix}-${(this.events++).toString(36)}`;
   }
 
   nextRequestId(): string {
-    return `r${this.seed}-${(this.requests++).toString(36)}`;
+    return `r${this.prefix}-${(this.requests++).toString(36)}`;
   }
 }

@@ -99,7 +99,7 @@ export class Simulator {
     this.config = parseSimConfig(config);
     this.world = new World(this.config);
     this.truth = new Truth(this.world);
-    this.ids = new IdSource(this.config.seed);
+    this.ids = new IdSource(this.config.seed, this.config.runId);
     const root = new Rng(this.config.seed).fork('simulator');
     this.arrivals = root.fork('arrivals');
     this.itemArrivals = root.fork('item-arrivals');

@@ -35,7 +35,7 @@ export function registerLearn(program: Command): void {
         'from the serving ranker version (train one first with `recmaster train-rank`).\n\n' +
         'Example:\n  recmaster learn --step-every 100',
     )
-    .action(async (opts: { stepEvery: number; maxAucDrop: number }) => {
+    .action(async (opts: { stepEvery: number; maxAucDrop: number; labelDelay: number }) => {
       const dataDir = resolveDataDir(program.opts<{ dataDir?: string }>().dataDir);
       const bus = new LogBus({ dir: busDir(dataDir), durability: 'os' });
       const trainer = await OnlineTrainer.open({
@@ -44,6 +44,7 @@ export function registerLearn(program: Command): void {
         rng: new Rng(Date.now() >>> 0),
         stepEvery: opts.stepEvery,
         maxAucDrop: opts.maxAucDrop,
+        labelDelayMs: opts.labelDelay * 1000,
       });
       const sub = await EventSubscriber.create(bus, { group: 'learner', topics: [Topics.samples] });
       const stop = new AbortController();
@@ -54,9 +55,10 @@ export function registerLearn(program: Command): void {
           const received = await sub.poll({ maxRecords: 1000, timeoutMs: 100 });
           for (const { event } of received) {
             if (event.type !== 'sample') continue;
-            const step = await trainer.add(event);
-            if (step?.version) logger.info({ ...step }, 'published');
-            else if (step?.refused) logger.warn({ ...step }, 'refused by the guardrail');
+            for (const step of await trainer.add(event)) {
+              if (step.version) logger.info({ ...step }, 'published');
+              else logger.warn({ ...step }, 'refused by the guardrail');
+            }
           }
           if (received.length > 0) await sub.consumer.commit();
         }
