@@ -68,6 +68,8 @@ interface DemoState {
 }
 
 const DEMO_STATE = 'demo.json';
+/** The joiner's attribution window, which is also how long labels take to be final. */
+const LABEL_DELAY_MS = 60_000;
 
 async function readState(dataDir: string): Promise<DemoState | null> {
   try {
@@ -91,7 +93,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
   // A one-minute attribution window: labels (negatives especially) are final a minute after
   // the impression, so the live model learns within a minute; watches longer than that count
   // as clicks with no watch time.
-  const stack = await EmbeddedStack.open({ dataDir: opts.dataDir, windowMs: 60_000 });
+  const stack = await EmbeddedStack.open({ dataDir: opts.dataDir, windowMs: LABEL_DELAY_MS });
   const vectorizer = new FeatureVectorizer();
   const rankers = new RankerModelStore(stack.paths.ranker);
   const startTime = previous ? previous.eventTimeMs + 1000 : Date.UTC(2026, 0, 1);
@@ -127,7 +129,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
       version: `${first.version}-frozen`,
       ranker: first.ranker,
     });
-    const liveStats = new LiveStats(stack.engine, () => server.service);
+    const liveStats = new LiveStats(stack.engine, () => server.service, LABEL_DELAY_MS);
     const loop = new LearningLoop(trainer, first.ranker, null, vectorizer, opts.frozenShare);
     liveStats.loop = loop;
     server.route(

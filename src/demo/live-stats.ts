@@ -37,12 +37,14 @@ export class LiveStats implements DashboardSource {
   private items = 0;
   private cold = 0;
   private servedVersion = 'none';
+  private servedCount = 0;
   private timer: NodeJS.Timeout | undefined;
   loop: LearningLoop | null = null;
 
   constructor(
     private readonly engine: FeatureEngine,
     private readonly lookup: () => RecommendService | null,
+    private readonly labelDelayMs: number,
   ) {}
 
   /** Wraps a recommender so every request is counted and timed. */
@@ -73,10 +75,23 @@ export class LiveStats implements DashboardSource {
     this.secondCold += cold;
     this.items += res.items.length;
     this.cold += cold;
-    if (res.modelVersion !== this.servedVersion) {
+    // The online arm's versions (the frozen arm's never changes). One timeline entry per
+    // 5 s at most: the trainer publishes every 100 samples, which would draw a solid wall.
+    if (!res.modelVersion.endsWith('-frozen') && res.modelVersion !== this.servedVersion) {
       this.servedVersion = res.modelVersion;
-      this.versions.push({ t: Date.now(), version: res.modelVersion, reason: 'served' });
-      if (this.versions.length > 500) this.versions.shift();
+      this.servedCount++;
+      const now = Date.now();
+      const last = this.versions.at(-1);
+      if (last && now - last.t < 5000) {
+        last.version = res.modelVersion;
+        last.reason = `served (${this.servedCount} versions so far)`;
+      } else
+        this.versions.push({
+          t: now,
+          version: res.modelVersion,
+          reason: `served (${this.servedCount} versions so far)`,
+        });
+      if (this.versions.length > 200) this.versions.shift();
     }
   }
 
@@ -97,7 +112,11 @@ export class LiveStats implements DashboardSource {
     const engine = this.engine.stats();
     this.engine.resetFreshness();
     const auc = this.loop?.rollingAuc();
-    const recent = this.loop?.history().slice(-2000) ?? [];
+    // Click-through over samples whose labels are final (a click is labelled at once, a
+    // non-click only when the attribution window closes).
+    const history = this.loop?.history() ?? [];
+    const settled = (history.at(-1)?.ts ?? 0) - this.labelDelayMs;
+    const recent = history.filter((h) => h.ts <= settled).slice(-2000);
     const q = (p: number) =>
       this.secondRequests === 0
         ? 0
@@ -162,8 +181,7 @@ export class LiveStats implements DashboardSource {
       p99_ms: Number((this.all.getValueAtPercentile(99) / 1000).toFixed(2)),
       model_versions: {
         published: loop?.versions ?? 0,
-        served: new Set(this.versions.map((v) => v.version).filter((v) => !v.endsWith('-frozen')))
-          .size,
+        served: this.servedCount,
         refused: loop?.refused ?? 0,
       },
       feature_freshness_p99_ms: Math.max(0, ...this.points.map((p) => p.freshnessP99Ms ?? 0)),
