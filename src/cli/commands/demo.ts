@@ -1,6 +1,7 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { runDemo } from '../../demo/demo.js';
 import { resolveDataDir } from '../data-dir.js';
+import { nonNegative, positiveInt, share } from '../parse.js';
 
 interface DemoCliOptions {
   users: number;
@@ -15,24 +16,6 @@ interface DemoCliOptions {
   bootstrap: number;
   duration?: number;
   json?: boolean;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1');
-  return n;
-}
-
-function nonNegative(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
-  return n;
-}
-
-function share(value: string): number {
-  const n = Number(value);
-  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('must be between 0 and 1');
-  return n;
 }
 
 export function registerDemo(program: Command): void {

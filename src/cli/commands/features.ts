@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { LogBus } from '../../bus/index.js';
 import { RecmasterError } from '../../errors.js';
 import { FeatureEngine, type FeatureEngineStats } from '../../features/engine.js';
@@ -9,6 +9,7 @@ import { RedisFeatureStore } from '../../store/redis-store.js';
 import type { FeatureStore } from '../../store/store.js';
 import { logger } from '../../util/logger.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { nonNegative } from '../parse.js';
 
 interface FeaturesOptions {
   store: 'embedded' | 'redis';
@@ -17,12 +18,6 @@ interface FeaturesOptions {
   once?: boolean;
   rebuild?: boolean;
   json?: boolean;
-}
-
-function nonNegative(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
-  return n;
 }
 
 export function featuresPaths(dataDir: string): { state: string; store: string } {

@@ -5,6 +5,7 @@ import { RecmasterError } from '../../errors.js';
 import { Joiner, type JoinerStats } from '../../learn/joiner.js';
 import { logger } from '../../util/logger.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { nonNegative } from '../parse.js';
 
 interface JoinOptions {
   window: number;
@@ -18,12 +19,6 @@ interface JoinOptions {
 function positive(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number > 0');
-  return n;
-}
-
-function nonNegative(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
   return n;
 }
 

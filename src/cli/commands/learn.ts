@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { LogBus } from '../../bus/index.js';
 import { EventSubscriber } from '../../events/subscriber.js';
 import { Topics } from '../../events/topics.js';
@@ -8,13 +8,8 @@ import { RankerModelStore } from '../../rank/model-store.js';
 import { logger } from '../../util/logger.js';
 import { Rng } from '../../util/rng.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { positiveInt } from '../parse.js';
 import { rankerModelDir } from './serve.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1');
-  return n;
-}
 
 export function registerLearn(program: Command): void {
   program

@@ -1,9 +1,10 @@
 import path from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { LogBus } from '../../bus/index.js';
 import { createServer } from '../../serve/server.js';
 import { logger } from '../../util/logger.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { port, share } from '../parse.js';
 import { featuresPaths, openStore } from './features.js';
 import { gnnModelDir } from './train-gnn.js';
 
@@ -17,19 +18,6 @@ interface ServeOptions {
 
 export function rankerModelDir(dataDir: string): string {
   return path.join(dataDir, 'models', 'ranker');
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65_535)
-    throw new InvalidArgumentError('must be a port number (0-65535)');
-  return n;
-}
-
-function share(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('must be in [0, 1]');
-  return n;
 }
 
 export function registerServe(program: Command): void {

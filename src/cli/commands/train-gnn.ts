@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { LogBus } from '../../bus/index.js';
 import { RecmasterError } from '../../errors.js';
 import { decodeEvent } from '../../events/codec.js';
@@ -11,6 +11,7 @@ import { DEFAULT_SAGE_CONFIG } from '../../graph/sage-model.js';
 import { trainSage } from '../../graph/sage-trainer.js';
 import { logger } from '../../util/logger.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { positiveInt } from '../parse.js';
 
 interface TrainGnnOptions {
   epochs: number;
@@ -20,12 +21,6 @@ interface TrainGnnOptions {
   cold?: boolean;
   json?: boolean;
   progress: boolean;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1');
-  return n;
 }
 
 export function gnnModelDir(dataDir: string): string {

@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { LogBus } from '../../bus/index.js';
 import { LogFollower } from '../../bus/log-follower.js';
 import type { LabelledSample } from '../../events/schemas.js';
@@ -11,6 +11,7 @@ import type { Architecture } from '../../rank/multitask.js';
 import { defaultRankerConfig } from '../../rank/ranker.js';
 import { Rng } from '../../util/rng.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { openShare, positiveInt } from '../parse.js';
 import { rankerModelDir } from './serve.js';
 
 interface TrainRankOptions {
@@ -21,18 +22,6 @@ interface TrainRankOptions {
   cold?: boolean;
   json?: boolean;
   progress: boolean;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1');
-  return n;
-}
-
-function share(value: string): number {
-  const n = Number(value);
-  if (!(n > 0 && n < 1)) throw new InvalidArgumentError('must be between 0 and 1');
-  return n;
 }
 
 /** Every labelled sample in the log. */
@@ -57,7 +46,12 @@ export function registerTrainRank(program: Command): void {
       positiveInt,
       2,
     )
-    .option('--validation <share>', 'newest share of samples held out for validation', share, 0.1)
+    .option(
+      '--validation <share>',
+      'newest share of samples held out for validation',
+      openShare,
+      0.1,
+    )
     .addOption(
       new Option('--architecture <kind>', 'dense part of the ranker')
         .choices(['mmoe', 'shared_bottom', 'single_task'])
