@@ -10,7 +10,8 @@
 // AUC is progressive (each sample scored by both models before the trainer learns from it),
 // over all labelled samples of the loop, in windows of --window samples:
 //   auc_before          online model, the last window before the drift
-//   auc_*_after         the window at the end of the run
+//   auc_*_after         all post-drift samples after the first window (robust); *_last_window
+//                       the newest window alone
 //   samples_to_recover  labelled samples after the drift until the online model's AUC over
 //                       the trailing window of post-drift samples is back to 0.98 × auc_before
 //                       (null if never; at least --window by construction)
@@ -191,6 +192,16 @@ async function main() {
             firstWindow.map((s) => s.clicked),
           )
         : null;
+    // All post-drift samples after the first window: ~100× the samples of one window, so the
+    // online-vs-frozen difference is not one window's noise.
+    const settled = post.slice(window);
+    const settledAuc = (score: 'online' | 'frozen') =>
+      settled.some((s) => s.clicked === 1)
+        ? auc(
+            settled.map((s) => s[score]),
+            settled.map((s) => s.clicked),
+          )
+        : null;
     const ctr = finalLoop.ctrBetween(driftAt);
     const ctrBefore = finalLoop.ctrBetween(loopAt, driftAt);
     const r4 = (x: number | null) => (x === null ? null : Number(x.toFixed(4)));
@@ -205,8 +216,10 @@ async function main() {
         auc_frozen_before: r4(before.aucFrozen),
         auc_online_first_window_after: r4(dip('online')),
         auc_frozen_first_window_after: r4(dip('frozen')),
-        auc_online_after: r4(after.aucOnline),
-        auc_frozen_after: r4(after.aucFrozen),
+        auc_online_after: r4(settledAuc('online')),
+        auc_frozen_after: r4(settledAuc('frozen')),
+        auc_online_last_window: r4(after.aucOnline),
+        auc_frozen_last_window: r4(after.aucFrozen),
         samples_to_recover: recoverAt('online'),
         frozen_samples_to_recover: recoverAt('frozen'),
         samples_after_drift: post.length,
