@@ -83,7 +83,10 @@ async function main() {
             );
             say(`training the first ranker on ${samples.length} bootstrap samples`);
             const first = await trainOffline(samples, vectorizer, {
-              config: defaultRankerConfig(vectorizer.width),
+              config: defaultRankerConfig(vectorizer.width, {
+                users: n('users'),
+                items: n('items'),
+              }),
               rng: new Rng(seed).fork('offline'),
               maxEpochs: 6,
               patience: 1,

@@ -136,7 +136,10 @@ async function main() {
     for (const architecture of ['mmoe', 'shared_bottom', 'single_task'] as Architecture[]) {
       const t = performance.now();
       const trained = await trainOffline(train, vectorizer, {
-        config: { ...defaultRankerConfig(vectorizer.width), architecture },
+        config: {
+          ...defaultRankerConfig(vectorizer.width, { users, items: Number(args.items) }),
+          architecture,
+        },
         rng: new Rng(Number(args.seed)).fork(architecture),
         maxEpochs: Number(args.epochs),
         patience: 1,

@@ -32,9 +32,8 @@ if (parentPort && workerData) {
 /** runLoad in a worker thread; POST bodies are random users' recommendation requests. */
 export function runLoadInWorker(opts: WorkerLoad): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), {
+    const worker = new Worker(new URL('./load-worker-boot.mjs', import.meta.url), {
       workerData: opts,
-      execArgv: ['--import', 'tsx'],
     });
     worker.once('message', (r: LoadResult) => resolve(r));
     worker.once('error', reject);

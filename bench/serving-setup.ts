@@ -53,7 +53,13 @@ export async function prepareServingData(
   await new GraphModelStore(gnnModelDir(dataDir)).save(model, { note: 'benchmark' });
   log(`GraphSAGE (100 steps) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const vectorizer = new FeatureVectorizer();
-  const ranker = await Ranker.create(defaultRankerConfig(vectorizer.width), new Rng(1));
+  const ranker = await Ranker.create(
+    defaultRankerConfig(vectorizer.width, {
+      users: simulator.config.users,
+      items: simulator.config.items,
+    }),
+    new Rng(1),
+  );
   await new RankerModelStore(rankerModelDir(dataDir)).save(
     ranker,
     vectorizer.slots.map((s) => s.name),

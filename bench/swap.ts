@@ -65,6 +65,12 @@ async function main() {
       highestTrackableValue: 60_000_000,
       numberOfSignificantValueDigits: 3,
     });
+    // The trainer's share: train + guardrail + save, from the 100th sample to the new pointer.
+    const stepLatency = buildHistogram({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 60_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
     const rng = new Rng(9);
     let swaps = 0;
     let refused = 0;
@@ -119,6 +125,7 @@ async function main() {
             refused++;
             continue;
           }
+          stepLatency.recordValue(Math.max(1, Math.round(step.stepMs * 1000)));
           // Wait for the server to report the new version.
           const deadline = labelledAt + 5000;
           let seen = false;
@@ -158,6 +165,8 @@ async function main() {
           publish_to_serve_p50_ms: ms(50),
           publish_to_serve_p99_ms: ms(99),
           publish_to_serve_max_ms: Number((latency.maxValue / 1000).toFixed(2)),
+          trainer_step_p50_ms: Number((stepLatency.getValueAtPercentile(50) / 1000).toFixed(2)),
+          trainer_step_p99_ms: Number((stepLatency.getValueAtPercentile(99) / 1000).toFixed(2)),
           error_samples: result.error_samples,
           goal: { failed_requests: 0, publish_to_serve_p99_ms: 100 },
           machine: machine(),

@@ -275,7 +275,7 @@ async function prepare(
   const samples = (await stack.newSamples(true)).filter((s) => s.modelVersion === 'bootstrap');
   say(`training the first ranker on ${samples.length} labelled impressions`);
   const trained = await trainOffline(samples, vectorizer, {
-    config: defaultRankerConfig(vectorizer.width),
+    config: defaultRankerConfig(vectorizer.width, { users: opts.users, items: opts.items }),
     rng: new Rng(opts.seed).fork('first-ranker'),
     maxEpochs: 5,
     patience: 1,

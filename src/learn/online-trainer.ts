@@ -6,12 +6,13 @@
 // more than `maxAucDrop` below the serving version's AUC on the same holdout, is not
 // published; the working model goes back to the serving version's weights and learning
 // carries on from there. The holdout is every `holdoutEvery`-th sample by impression id
-// (never trained on), the newest `holdoutSize` of them.
+// (never trained on), the newest `holdoutSize` (default 2,000) of them.
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
 import type { RankerModelStore } from '../rank/model-store.js';
-import { Ranker } from '../rank/ranker.js';
+import { type RankExample, Ranker } from '../rank/ranker.js';
+import { exampleFromSnapshot } from '../rank/snapshot.js';
 import type { Rng } from '../util/rng.js';
 import { examplesOf, hasSnapshot, inHoldout } from './samples.js';
 
@@ -69,7 +70,12 @@ export class OnlineTrainer {
   /** Samples waiting for their labels to be final, and the newest event time seen. */
   private readonly waiting: LabelledSample[] = [];
   private clock = Number.NEGATIVE_INFINITY;
+  /** Holdout scores of the serving model, and of the last candidate, by impression id. */
+  private servingScores = new Map<string, number>();
+  private candidateScores = new Map<string, number>();
   private readonly holdout: LabelledSample[] = [];
+  /** The holdout's examples, built once per sample (rebuilding them each step cost half of it). */
+  private readonly holdoutExamples: RankExample[] = [];
   private readonly stepEvery: number;
   private readonly learningRate: number;
   private readonly holdoutEvery: number;
@@ -89,7 +95,7 @@ export class OnlineTrainer {
     this.stepEvery = opts.stepEvery ?? 100;
     this.learningRate = opts.learningRate ?? 0.001;
     this.holdoutEvery = opts.holdoutEvery ?? 10;
-    this.holdoutSize = opts.holdoutSize ?? 3000;
+    this.holdoutSize = opts.holdoutSize ?? 2000;
     this.maxAucDrop = opts.maxAucDrop ?? 0.02;
     this.minHoldout = opts.minHoldout ?? 300;
   }
@@ -151,7 +157,11 @@ export class OnlineTrainer {
     this.counts.samples++;
     if (inHoldout(sample.impressionId, this.holdoutEvery)) {
       this.holdout.push(sample);
-      if (this.holdout.length > this.holdoutSize) this.holdout.shift();
+      this.holdoutExamples.push(exampleFromSnapshot(this.opts.vectorizer, sample));
+      if (this.holdout.length > this.holdoutSize) {
+        this.holdout.shift();
+        this.holdoutExamples.shift();
+      }
       return [];
     }
     this.buffer.push(sample);
@@ -226,6 +236,9 @@ export class OnlineTrainer {
     );
     this.serving.dispose();
     this.serving = next;
+    // The candidate just published is the serving model now: its holdout scores carry over.
+    this.servingScores = this.candidateScores;
+    this.candidateScores = new Map();
     this.servingVersion = version;
     this.counts.published++;
     return {
@@ -239,17 +252,38 @@ export class OnlineTrainer {
     };
   }
 
-  /** [working AUC, serving AUC] on the holdout, or nulls while it is too small or one-sided. */
+  /**
+   * [working AUC, serving AUC] on the holdout, or nulls while it is too small or one-sided.
+   * The serving model's scores are kept between steps (it changes only when a version is
+   * published, and then it is the model just scored), so each step scores the holdout once.
+   */
   private compareOnHoldout(): [number | null, number | null] {
     if (this.holdout.length < this.minHoldout) return [null, null];
-    const data = examplesOf(this.opts.vectorizer, this.holdout);
+    const data = {
+      examples: this.holdoutExamples,
+      clicked: Float32Array.from(this.holdout, (s) => (s.clicked ? 1 : 0)),
+    };
     const positives = data.clicked.reduce((a, b) => a + b, 0);
     if (positives === 0 || positives === data.clicked.length) return [null, null];
-    const score = (r: Ranker) => {
-      const [p] = r.predict(r.inputs(data.examples), data.examples.length);
-      return auc(Array.from(p), data.clicked);
-    };
-    return [score(this.working), score(this.serving)];
+    const [working] = this.working.predict(
+      this.working.inputs(data.examples),
+      data.examples.length,
+    );
+    const missing = this.holdout
+      .map((s, i) => ({ s, i }))
+      .filter(({ s }) => !this.servingScores.has(s.impressionId));
+    if (missing.length > 0) {
+      const ex = missing.map(({ i }) => data.examples[i] as (typeof data.examples)[number]);
+      const [p] = this.serving.predict(this.serving.inputs(ex), ex.length);
+      missing.forEach(({ s }, k) => {
+        this.servingScores.set(s.impressionId, p?.[k] as number);
+      });
+    }
+    const serving = this.holdout.map((s) => this.servingScores.get(s.impressionId) as number);
+    this.candidateScores = new Map(
+      this.holdout.map((s, i) => [s.impressionId, working?.[i] as number]),
+    );
+    return [auc(Array.from(working ?? []), data.clicked), auc(serving, data.clicked)];
   }
 
   dispose(): void {

@@ -46,11 +46,24 @@ export type IdField = 'user' | 'item' | 'category' | 'creator' | 'tag';
  * (.scratch timing on this machine: idDim 16 with 4 experts of 32 took 2.4 ms; the first
  * layer's matrix product dominates, so its width is what costs).
  */
-export function defaultRankerConfig(featureWidth: number): RankerConfig {
+export function defaultRankerConfig(
+  featureWidth: number,
+  /** Size the ID tables to the world when known (smaller model files, faster swaps). */
+  size?: { users: number; items: number },
+): RankerConfig {
+  const rows = (n: number | undefined, perId: number, max: number) =>
+    n === undefined ? max : Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(64, n * perId))));
   return {
     architecture: 'mmoe',
     idDim: 8,
-    rows: { user: 1 << 15, item: 1 << 17, category: 1 << 10, creator: 1 << 14, tag: 1 << 12 },
+    rows: {
+      user: rows(size?.users, 2, 1 << 15),
+      // New items keep arriving: room for 4× the catalogue before hash collisions crowd.
+      item: rows(size?.items, 4, 1 << 17),
+      category: 1 << 10,
+      creator: 1 << 14,
+      tag: 1 << 12,
+    },
     featureWidth,
     experts: 4,
     expertDim: 16,
