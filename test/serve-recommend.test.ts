@@ -202,4 +202,33 @@ describe('recommendation server', () => {
     });
     assert.equal(junk.statusCode, 400, junk.body);
   });
+
+  test('fuzzed recommendation requests never yield a 5xx', async () => {
+    const rng = new Rng(11).fork('fuzz');
+    const atoms: unknown[] = [null, true, 0, -1, 1.5, 1e308, 'u1', '', 'x'.repeat(300), [], {}];
+    const fields = ['userId', 'count', 'context', 'ts', 'extra'];
+    const value = (depth: number): unknown => {
+      if (depth > 2 || rng.uniform() < 0.6) return atoms[rng.int(atoms.length)];
+      if (rng.uniform() < 0.3) return Array.from({ length: rng.int(3) }, () => value(depth + 1));
+      const obj: Record<string, unknown> = {};
+      for (let k = rng.int(4); k > 0; k--)
+        obj[fields[rng.int(fields.length)] as string] = value(depth + 1);
+      return obj;
+    };
+    for (let i = 0; i < 300; i++) {
+      const body: Record<string, unknown> = { userId: `u${rng.int(80)}`, count: 1 + rng.int(30) };
+      body[fields[rng.int(fields.length)] as string] = value(0);
+      const text = rng.uniform() < 0.2 ? JSON.stringify(value(0)) : JSON.stringify(body);
+      const payload = rng.uniform() < 0.1 ? text.slice(0, rng.int(text.length + 1)) : text;
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/recommend',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+      assert.ok(res.statusCode < 500, `${res.statusCode} for ${payload}: ${res.body}`);
+    }
+    const ok = await recommend({ userId: 'u1', count: 3 });
+    assert.equal(ok.statusCode, 200, 'still serving after the fuzzing');
+  });
 });
