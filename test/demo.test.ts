@@ -2,7 +2,7 @@
 // first run prepares models and runs live; a second run resumes from the same data directory.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +78,8 @@ describe('recmaster demo', () => {
         runs: number;
       };
       assert.equal(state.runs, 1);
+      const frozen = await readdir(path.join(dir, 'models', 'ranker-frozen'));
+      assert.ok(frozen.includes('v000001'), 'the first ranker is kept for the frozen arm');
 
       const second = await demo(dir, 8);
       assert.match(second.stderr, /resuming/, 'the second run resumes');

@@ -118,7 +118,11 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
     }
 
     // The live phase.
-    const first = await rankers.loadCurrent(new Rng(opts.seed).fork('frozen'));
+    // The frozen arm serves the first ranker, kept apart from the online versions (which are
+    // pruned to the newest 50); a demo directory from before that falls back to the current one.
+    const first =
+      (await frozenStore(stack).loadCurrent(new Rng(opts.seed).fork('frozen'))) ??
+      (await rankers.loadCurrent(new Rng(opts.seed).fork('frozen')));
     if (!first) throw new Error('no ranker to serve');
     trainer = await OnlineTrainer.open({
       store: rankers,
@@ -198,13 +202,20 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
       clearTimeout(timer);
       opts.signal.removeEventListener('abort', onAbort);
       stop.abort();
+      const t = performance.now();
       await Promise.all(loops);
+      // Events that arrived since the engine's last step: into the store before stopping, so
+      // the next run does not start with a backlog.
+      await stack.engine.catchUp();
+      say(`stopped the loops in ${Math.round(performance.now() - t)} ms`);
       liveStats.stop();
     }
     return liveStats.summary();
   } finally {
     trainer?.dispose();
+    const closing = performance.now();
     await stack.close();
+    say(`closed the stack (checkpoints written) in ${Math.round(performance.now() - closing)} ms`);
     const state: DemoState = {
       runs: world.runId,
       eventTimeMs: lastEventMs,
@@ -214,6 +225,10 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
     };
     await writeFile(path.join(opts.dataDir, DEMO_STATE), `${JSON.stringify(state, null, 2)}\n`);
   }
+}
+
+function frozenStore(stack: EmbeddedStack): RankerModelStore {
+  return new RankerModelStore(`${stack.paths.ranker}-frozen`, 0);
 }
 
 /** Steps 1-4 of the first run: history, GraphSAGE, bootstrap logging, the first ranker. */
@@ -284,15 +299,14 @@ async function prepare(
         `  epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, validation AUC ${e.validationAuc.toFixed(4)}`,
       ),
   });
-  const version = await rankers.save(
-    trained.ranker,
-    vectorizer.slots.map((s) => s.name),
-    {
-      trainer: 'offline',
-      samples: trained.trainSamples,
-      validationAuc: trained.validationAuc,
-    },
-  );
+  const training = {
+    trainer: 'offline',
+    samples: trained.trainSamples,
+    validationAuc: trained.validationAuc,
+  };
+  const slots = vectorizer.slots.map((s) => s.name);
+  const version = await rankers.save(trained.ranker, slots, training);
+  await frozenStore(stack).save(trained.ranker, slots, { ...training, copyOf: version });
   trained.ranker.dispose();
   say(`first ranker ${version} published`);
   const started = server as RecommendServer | null;
