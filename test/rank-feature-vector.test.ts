@@ -21,7 +21,8 @@ describe('feature vectors for the ranker', () => {
     const numeric = FEATURES.filter(
       (f) => !(f.kind === 'aggregate' && f.aggregation.kind === 'last_n'),
     ).length;
-    assert.equal(v.width, numeric + 3);
+    // + a missing flag per entity, the request context (GNN score) and its missing flag
+    assert.equal(v.width, numeric + 3 + 2);
     assert.ok(!v.slots.some((s) => s.feature === 'user_last_clicks'), 'no sequence slot');
   });
 
@@ -37,6 +38,16 @@ describe('feature vectors for the ranker', () => {
     assert.equal(at(1, 'item.missing'), 1, 'an absent item row is flagged');
     assert.equal(at(1, 'item.item_impressions_24h'), 0);
     assert.equal(at(0, 'user_category.missing'), 1, 'no user×category row given');
+    assert.equal(at(0, 'ctx.missing'), 1, 'no context given');
+    const withContext = v.vectors(user, [item, item], [], {
+      gnn_score: Float32Array.of(0.5, Number.NaN),
+    });
+    const ctx = (row: number, name: string) =>
+      withContext[row * v.width + v.slots.findIndex((s) => s.name === name)];
+    assert.equal(ctx(0, 'ctx.gnn_score'), 0.5);
+    assert.equal(ctx(0, 'ctx.missing'), 0);
+    assert.equal(ctx(1, 'ctx.gnn_score'), 0, 'a NaN score reads 0 ...');
+    assert.equal(ctx(1, 'ctx.missing'), 1, '... and is flagged');
   });
 
   test('a logged snapshot is a valid event field and gives back the same vector', () => {

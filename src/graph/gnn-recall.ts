@@ -18,6 +18,8 @@ export class GnnRecall {
   private readonly reembedEveryMs: number;
   /** Event time an item was last embedded, by item index. */
   private readonly embeddedAt: number[] = [];
+  /** Each item's vector as last put in the index (for scoring candidates from other sources). */
+  private readonly vectors: Float32Array[] = [];
   /** Wall-clock µs from applying an item upsert to its vector being searchable. */
   readonly newItemLatencyUs: Histogram = buildHistogram({
     lowestDiscernibleValue: 1,
@@ -88,6 +90,29 @@ export class GnnRecall {
       this.newItemLatencyUs.recordValue(Math.max(1, Math.round((now - t) * 1000)));
   }
 
+  /**
+   * The affinity of the user's query with each item's vector (what ANN recall ranks by), or
+   * null for a user without interactions; NaN for items not in the graph.
+   */
+  scores(userId: string, itemIds: readonly string[]): Float32Array | null {
+    const u = this.graph.userIndexOf(userId);
+    const query = u === undefined ? null : this.embeddings.userQuery(u);
+    if (!query) return null;
+    const out = new Float32Array(itemIds.length);
+    itemIds.forEach((id, k) => {
+      const i = this.graph.itemIndexOf(id);
+      const v = i === undefined ? undefined : (this.vectors[i] ?? this.embeddings.itemEmbedding(i));
+      if (!v) {
+        out[k] = Number.NaN;
+        return;
+      }
+      let dot = 0;
+      for (let j = 0; j < v.length; j++) dot += (v[j] as number) * (query[j] as number);
+      out[k] = dot;
+    });
+    return out;
+  }
+
   /** The user's candidates, best first; empty for a user with no interactions (use a fallback). */
   async recall(userId: string, k: number, filter?: SearchFilter): Promise<SearchHit[]> {
     const u = this.graph.userIndexOf(userId);
@@ -102,9 +127,11 @@ export class GnnRecall {
     // An upsert may have changed the metadata: recompute its meta representation.
     if (fresh) this.embeddings.metas[i] = this.embeddings.model.meta(itemMetaOf(this.graph, node));
     this.embeddedAt[i] = this.graph.newestMs;
+    const vector = this.embeddings.itemEmbedding(i);
+    this.vectors[i] = vector;
     return {
       id: node.id,
-      vector: this.embeddings.itemEmbedding(i),
+      vector,
       attrs: {
         category: this.graph.categories.names[node.category] as string,
         createdMs: node.createdMs,

@@ -6,15 +6,23 @@
 // Transforms follow the catalogue: counts and sums (and decayed counts) → log1p, ratios as they
 // are, a missing value → 0 with a per-entity "row missing" flag. Sequences (last-N ids) are not
 // dense features: the ranker pools their embeddings separately.
+//
+// Request context comes last: `ctx.gnn_score`, the GraphSAGE affinity of the user's query and
+// the item's vector (recall's own score, computed for every candidate, whichever source found
+// it), with `ctx.missing` set when there is none (no GNN model, or a user without history).
 import { FEATURES, type FeatureDefinition } from '../features/definitions.js';
 import type { FeatureRow } from '../store/store.js';
 
 export type Transform = 'log1p' | 'identity';
 
+/** Per-request values that are not in the feature store (see the header). */
+export const CONTEXT_FEATURES = ['gnn_score'] as const;
+export type ContextFeature = (typeof CONTEXT_FEATURES)[number];
+
 export interface VectorSlot {
   /** `${entity}.${feature}` or `${entity}.missing`. */
   name: string;
-  entity: 'user' | 'item' | 'user_category';
+  entity: 'user' | 'item' | 'user_category' | 'ctx';
   feature: string | null;
   transform: Transform;
 }
@@ -23,6 +31,7 @@ export class FeatureVectorizer {
   readonly slots: readonly VectorSlot[];
   private readonly index: ReadonlyMap<string, number>;
   private readonly byEntity: Record<VectorSlot['entity'], EntitySlots>;
+  private readonly ctxMissing: number;
 
   constructor(features: readonly FeatureDefinition[] = FEATURES) {
     const slots: VectorSlot[] = [];
@@ -39,8 +48,12 @@ export class FeatureVectorizer {
       }
       slots.push({ name: `${entity}.missing`, entity, feature: null, transform: 'identity' });
     }
+    for (const feature of CONTEXT_FEATURES)
+      slots.push({ name: `ctx.${feature}`, entity: 'ctx', feature, transform: 'identity' });
+    slots.push({ name: 'ctx.missing', entity: 'ctx', feature: null, transform: 'identity' });
     this.slots = slots;
     this.index = new Map(slots.map((s, i) => [s.name, i]));
+    this.ctxMissing = slots.findIndex((s) => s.name === 'ctx.missing');
     const of = (entity: VectorSlot['entity']): EntitySlots => {
       const mine = slots.map((s, i) => ({ s, i })).filter(({ s }) => s.entity === entity);
       return {
@@ -49,7 +62,12 @@ export class FeatureVectorizer {
         log1p: mine.map(({ s }) => s.transform === 'log1p'),
       };
     };
-    this.byEntity = { user: of('user'), item: of('item'), user_category: of('user_category') };
+    this.byEntity = {
+      user: of('user'),
+      item: of('item'),
+      user_category: of('user_category'),
+      ctx: of('ctx'),
+    };
   }
 
   get width(): number {
@@ -64,6 +82,8 @@ export class FeatureVectorizer {
     user: FeatureRow | null,
     items: readonly (FeatureRow | null)[],
     userCategory: readonly (FeatureRow | null)[] = [],
+    /** Per-candidate context values by feature name (CONTEXT_FEATURES); absent → missing. */
+    context: Readonly<Partial<Record<ContextFeature, ArrayLike<number>>>> | null = null,
   ): Float32Array {
     const width = this.width;
     const out = new Float32Array(items.length * width);
@@ -75,6 +95,17 @@ export class FeatureVectorizer {
       out.set(userPart, at);
       this.fill(out, at, this.byEntity.item, items[i] ?? null);
       this.fill(out, at, this.byEntity.user_category, userCategory[i] ?? null);
+      const ctx = this.byEntity.ctx;
+      let missing = context === null;
+      for (let k = 0; k < ctx.index.length; k++) {
+        const feature = ctx.feature[k] as ContextFeature | null;
+        if (feature === null) continue;
+        const v = context?.[feature]?.[i];
+        const ok = typeof v === 'number' && Number.isFinite(v);
+        if (!ok) missing = true;
+        out[at + (ctx.index[k] as number)] = ok ? v : 0;
+      }
+      out[at + this.ctxMissing] = missing ? 1 : 0;
     }
     return out;
   }

@@ -128,7 +128,13 @@ export class RecommendService {
       metas.map((m) => m.category),
     );
     const recent = ids(rows.user?.values.user_last_clicks).slice(-this.recentClicks);
-    const vectors = this.opts.vectorizer.vectors(rows.user, rows.items, rows.userCategory);
+    const gnnScore = live.recall?.scores(req.userId, itemIds) ?? null;
+    const vectors = this.opts.vectorizer.vectors(
+      rows.user,
+      rows.items,
+      rows.userCategory,
+      gnnScore ? { gnn_score: gnnScore } : null,
+    );
 
     // Read the model once: a swap during the awaits above cannot mix two models.
     const model = this.model;
