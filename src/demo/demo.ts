@@ -19,6 +19,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { registerDashboard } from '../dashboard/routes.js';
+import { RecmasterError } from '../errors.js';
 import type { Marker } from '../events/schemas.js';
 import { GraphModelStore } from '../graph/model-store.js';
 import { trainOffline } from '../learn/offline-train.js';
@@ -146,7 +147,17 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
       }),
     );
     await registerDashboard(server.app, liveStats);
-    const url = await server.app.listen({ host: opts.host, port: opts.port });
+    let url: string;
+    try {
+      url = await server.app.listen({ host: opts.host, port: opts.port });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+        throw new RecmasterError(
+          'E_CONFIG',
+          `port ${opts.port} on ${opts.host} is in use: pass --port <another> (or 0 for any free port)`,
+        );
+      throw err;
+    }
     opts.onListening?.(url);
     liveStats.start();
 
