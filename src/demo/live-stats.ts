@@ -173,6 +173,11 @@ export class LiveStats implements DashboardSource {
   /** The summary `recmaster demo --json` prints. */
   summary() {
     const loop = this.loop?.stats();
+    const newest = this.loop?.history().at(-1)?.ts ?? 0;
+    const settled = this.loop?.ctrBetween(Number.NEGATIVE_INFINITY, newest - this.labelDelayMs) ?? {
+      online: null,
+      frozen: null,
+    };
     const auc = this.loop?.rollingAuc();
     return {
       requests: this.requests,
@@ -187,8 +192,10 @@ export class LiveStats implements DashboardSource {
       feature_freshness_p99_ms: Math.max(0, ...this.points.map((p) => p.freshnessP99Ms ?? 0)),
       auc_online: auc?.aucOnline ?? null,
       auc_frozen: auc?.aucFrozen ?? null,
-      ctr: loop?.ctrOnline ?? null,
-      ctr_frozen: loop?.ctrFrozen ?? null,
+      // Over samples whose labels are final (clicks are labelled at once, non-clicks a window
+      // later: the newest samples would overstate it).
+      ctr: settled.online,
+      ctr_frozen: settled.frozen,
       cold_share: this.items === 0 ? null : this.cold / this.items,
       samples: loop?.samples ?? 0,
     };

@@ -46,13 +46,13 @@ export function registerDemo(program: Command): void {
       '--warmup <s>',
       'simulated seconds of history before the first models (first run)',
       positiveInt,
-      3600,
+      1800,
     )
     .option(
       '--bootstrap <s>',
       'simulated seconds of bootstrap logging for the first ranker (first run)',
       positiveInt,
-      900,
+      600,
     )
     .option(
       '--duration <s>',
