@@ -115,7 +115,7 @@ export class LiveStats implements DashboardSource {
     // Click-through over samples whose labels are final (a click is labelled at once, a
     // non-click only when the attribution window closes).
     const history = this.loop?.history() ?? [];
-    const settled = (history.at(-1)?.ts ?? 0) - this.labelDelayMs;
+    const settled = history.reduce((m, h) => Math.max(m, h.ts), 0) - this.labelDelayMs;
     const recent = history.filter((h) => h.ts <= settled).slice(-2000);
     const q = (p: number) =>
       this.secondRequests === 0
@@ -173,7 +173,7 @@ export class LiveStats implements DashboardSource {
   /** The summary `recmaster demo --json` prints. */
   summary() {
     const loop = this.loop?.stats();
-    const newest = this.loop?.history().at(-1)?.ts ?? 0;
+    const newest = (this.loop?.history() ?? []).reduce((m, h) => Math.max(m, h.ts), 0);
     const settled = this.loop?.ctrBetween(Number.NEGATIVE_INFINITY, newest - this.labelDelayMs) ?? {
       online: null,
       frozen: null,
