@@ -24,7 +24,7 @@ import type { Marker } from '../events/schemas.js';
 import { GraphModelStore } from '../graph/model-store.js';
 import { trainOffline } from '../learn/offline-train.js';
 import { OnlineTrainer } from '../learn/online-trainer.js';
-import { armOf, LearningLoop } from '../loop/learning-loop.js';
+import { ArmRouter, LearningLoop } from '../loop/learning-loop.js';
 import { EmbeddedStack, PhasedRecommender } from '../loop/stack.js';
 import { FeatureVectorizer } from '../rank/feature-vector.js';
 import { RankerModelStore } from '../rank/model-store.js';
@@ -138,13 +138,9 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
     const loop = new LearningLoop(trainer, first.ranker, null, vectorizer, opts.frozenShare);
     liveStats.loop = loop;
     server.route(
-      liveStats.observe({
-        recommend: (req) =>
-          (armOf(req.userId, opts.frozenShare) === 'frozen'
-            ? frozenService
-            : server.service
-          ).recommend(req),
-      }),
+      liveStats.observe(
+        new ArmRouter({ online: server.service, frozen: frozenService }, opts.frozenShare),
+      ),
     );
     await registerDashboard(server.app, liveStats);
     let url: string;

@@ -11,8 +11,11 @@ import { examplesOf } from '../learn/samples.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
 import { Ranker } from '../rank/ranker.js';
-import type { RecommendService } from '../serve/recommend-service.js';
-import type { Recommender, RecommendRequest, RecommendResponse } from '../sim/recommender.js';
+import type {
+  RecommendRequest,
+  RecommendResult,
+  RecommendService,
+} from '../serve/recommend-service.js';
 import { Rng } from '../util/rng.js';
 
 export type Arm = 'online' | 'frozen';
@@ -28,14 +31,17 @@ function hashShare(id: string): number {
   return (h >>> 0) / 2 ** 32;
 }
 
-/** Routes each user's requests to their arm's recommender. */
-export class ArmRouter implements Recommender {
+/**
+ * Routes each user's requests to their arm's service: usable as the simulator's recommender
+ * (in-process evaluations) and as the HTTP app's (the demo).
+ */
+export class ArmRouter {
   constructor(
-    private readonly arms: Record<Arm, Recommender>,
+    private readonly arms: Record<Arm, RecommendService>,
     private readonly frozenShare: number,
   ) {}
 
-  recommend(req: RecommendRequest): Promise<RecommendResponse> {
+  recommend(req: RecommendRequest): Promise<RecommendResult> {
     return this.arms[armOf(req.userId, this.frozenShare)].recommend(req);
   }
 }
