@@ -3,7 +3,8 @@
 // online trainer: it reads the impressions the server logs, labels them from the simulator's
 // truth, and takes a step + publishes a version every 100 samples. For each version: from the
 // moment the step's last (100th) sample reached the trainer to the moment the server reports
-// serving it (/readyz polled every 2 ms). Failed requests are counted over the whole run.
+// serving it (/readyz polled every 2 ms). Failed requests are counted over the whole run. The
+// same load without the trainer, first, is the baseline for request latency.
 //
 //   npm run bench:swap [-- --rate 100 --seconds 30 --users 2000 --items 5000]
 import { parseArgs } from 'node:util';
@@ -76,18 +77,26 @@ async function main() {
     let refused = 0;
     let notSeen = 0;
     let samples = 0;
+    const load = (durationS: number) =>
+      runLoadInWorker({
+        origin: server.base,
+        path: '/recommend',
+        method: 'POST',
+        rate,
+        seconds: durationS,
+        users,
+        count: 20,
+      });
+    log('warm-up 5 s');
+    await load(5);
+    // Baseline in the same run: the same load with no trainer running and no swaps.
+    log(`baseline: load at ${rate}/s for ${Math.min(15, seconds)} s, no trainer`);
+    const baseline = await load(Math.min(15, seconds));
+    await follower.catchUp(() => {}); // the baseline's impressions are not trained on
     log(`load at ${rate}/s for ${seconds} s while the trainer publishes`);
-    const load = runLoadInWorker({
-      origin: server.base,
-      path: '/recommend',
-      method: 'POST',
-      rate,
-      seconds,
-      users,
-      count: 20,
-    });
+    const loaded = load(seconds);
     let done = false;
-    void load.finally(() => {
+    void loaded.finally(() => {
       done = true;
     });
     try {
@@ -143,7 +152,7 @@ async function main() {
         }
       }
     } finally {
-      const result = await load;
+      const result = await loaded;
       trainer.dispose();
       await server.stop();
       await bus.close();
@@ -162,6 +171,12 @@ async function main() {
           requests: result.sent,
           request_p50_ms: result.p50_ms,
           request_p99_ms: result.p99_ms,
+          baseline_request_p50_ms: baseline.p50_ms,
+          baseline_request_p99_ms: baseline.p99_ms,
+          baseline_failed_requests: baseline.errors,
+          request_p99_over_baseline: Number(
+            (result.p99_ms / Math.max(baseline.p99_ms, 0.1)).toFixed(2),
+          ),
           publish_to_serve_p50_ms: ms(50),
           publish_to_serve_p99_ms: ms(99),
           publish_to_serve_max_ms: Number((latency.maxValue / 1000).toFixed(2)),
