@@ -100,8 +100,6 @@ export class LiveState {
   readonly popular = new PopularItems();
   readonly fresh = new FreshItems();
   readonly shown = new ShownItems();
-  /** Newest event time applied (the server's notion of "now" in event time). */
-  newestMs = 0;
 
   constructor(
     readonly graph: InteractionGraph,
@@ -121,9 +119,7 @@ export class LiveState {
   async apply(events: readonly Event[]): Promise<void> {
     for (const e of events) {
       if (e.type === 'item_upsert') this.fresh.upsert(e.itemId, e.createdAt);
-      else if (e.type === 'click') this.popular.click(e.itemId, e.ts);
-      else if (e.type !== 'impression' && e.type !== 'watch') continue;
-      if (e.ts > this.newestMs) this.newestMs = e.ts;
+      if (e.type === 'click') this.popular.click(e.itemId, e.ts);
     }
     if (this.gnn) await this.gnn.apply(events);
     else for (const e of events) this.graph.apply(e);
