@@ -11,7 +11,6 @@ import {
   readFile,
   rename,
   rm,
-  stat,
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
@@ -107,15 +106,6 @@ export class VersionedDir {
     const tmp = path.join(this.dir, `.${POINTER}-${process.pid}`);
     await writeSynced(tmp, `${version}\n`);
     await rename(tmp, path.join(this.dir, POINTER));
-  }
-
-  /** Modification time of the pointer (cheap change detection for servers); 0 when absent. */
-  async pointerMtimeMs(): Promise<number> {
-    try {
-      return (await stat(path.join(this.dir, POINTER))).mtimeMs;
-    } catch {
-      return 0;
-    }
   }
 
   private async prune(): Promise<void> {
