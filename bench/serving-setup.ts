@@ -106,7 +106,11 @@ export async function startServerProcess(dataDir: string): Promise<ServerProcess
     { stdio: ['ignore', 'ignore', 'inherit'], env: { LOG_LEVEL: 'warn', ...process.env } },
   );
   const base = `http://127.0.0.1:${port}`;
+  // The server must not outlive the benchmark, even when the benchmark crashes.
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
   const stop = async () => {
+    process.off('exit', killChild);
     if (child.exitCode !== null) return;
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));

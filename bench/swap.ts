@@ -96,9 +96,15 @@ async function main() {
     log(`load at ${rate}/s for ${seconds} s while the trainer publishes`);
     const loaded = load(seconds);
     let done = false;
-    void loaded.finally(() => {
-      done = true;
-    });
+    // Ends the trainer loop either way; a failed load surfaces where `loaded` is awaited below.
+    loaded.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
     try {
       while (!done) {
         const events = await follower.poll(2000);
