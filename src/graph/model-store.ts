@@ -4,13 +4,12 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { RecmasterError } from '../errors.js';
-import { splitFloats, VersionedDir } from '../util/versioned-dir.js';
+import { manifestFields, splitFloats, VersionedDir } from '../util/versioned-dir.js';
 import { type SageConfig, SageModel, type SageWeights, WEIGHT_NAMES } from './sage-model.js';
 
 const Manifest = z.strictObject({
   format: z.literal('recmaster-graphsage/1'),
-  version: z.string().regex(/^v\d{6}$/),
-  createdMs: z.number().int(),
+  ...manifestFields,
   config: z.strictObject({
     dim: z.number().int().min(1).max(4096),
     maxTags: z.number().int().min(1).max(64),
@@ -23,10 +22,6 @@ const Manifest = z.strictObject({
     tags: z.array(z.string()),
     creators: z.array(z.string()),
   }),
-  /** Weight name -> number of float32 values, in weights.bin order. */
-  lengths: z.record(z.string(), z.number().int().nonnegative()),
-  /** Free-form training facts (steps, loss, data size, the version it warm-started from). */
-  training: z.record(z.string(), z.union([z.string(), z.number(), z.null()])),
 });
 export type ModelManifest = z.infer<typeof Manifest>;
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { RecmasterError } from '../errors.js';
 import type { Rng } from '../util/rng.js';
-import { splitFloats, VersionedDir } from '../util/versioned-dir.js';
+import { manifestFields, splitFloats, VersionedDir } from '../util/versioned-dir.js';
 import { MultiTaskNet } from './multitask.js';
 import { type IdField, Ranker, type RankerConfig } from './ranker.js';
 
@@ -38,14 +38,10 @@ export const RankerConfigSchema = z.strictObject({
 
 const Manifest = z.strictObject({
   format: z.literal('recmaster-ranker/1'),
-  version: z.string().regex(/^v\d{6}$/),
-  createdMs: z.number().int(),
+  ...manifestFields,
   config: RankerConfigSchema,
   /** The feature vector's slot names, in order: a model only serves with the same layout. */
   featureSlots: z.array(z.string()),
-  /** Array name -> number of float32 values, in weights.bin order. */
-  lengths: z.record(z.string(), z.number().int().nonnegative()),
-  training: z.record(z.string(), z.union([z.string(), z.number(), z.null()])),
 });
 export type RankerManifest = z.infer<typeof Manifest>;
 

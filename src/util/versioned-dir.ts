@@ -14,10 +14,21 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { RecmasterError } from '../errors.js';
 
 const VERSION = /^v\d{6}$/;
 const POINTER = 'current';
+
+/** Fields every model.json here has, whatever the model: spread into each store's schema. */
+export const manifestFields = {
+  version: z.string().regex(VERSION),
+  createdMs: z.number().int(),
+  /** Array name -> number of float32 values, in weights.bin order. */
+  lengths: z.record(z.string(), z.number().int().nonnegative()),
+  /** Free-form training facts (steps, loss, data size, the version it started from). */
+  training: z.record(z.string(), z.union([z.string(), z.number(), z.null()])),
+};
 
 export interface StoredVersion {
   version: string;
