@@ -90,14 +90,17 @@ export class GnnRecall {
       this.newItemLatencyUs.recordValue(Math.max(1, Math.round((now - t) * 1000)));
   }
 
-  /**
-   * The affinity of the user's query with each item's vector (what ANN recall ranks by), or
-   * null for a user without interactions; NaN for items not in the graph.
-   */
-  scores(userId: string, itemIds: readonly string[]): Float32Array | null {
+  /** The user's query vector from the graph now; null for a user with no interactions. */
+  query(userId: string): Float32Array | null {
     const u = this.graph.userIndexOf(userId);
-    const query = u === undefined ? null : this.embeddings.userQuery(u);
-    if (!query) return null;
+    return u === undefined ? null : this.embeddings.userQuery(u);
+  }
+
+  /**
+   * The affinity of a query with each item's vector (what ANN recall ranks by); NaN for items
+   * not in the graph.
+   */
+  scores(query: Float32Array, itemIds: readonly string[]): Float32Array {
     const out = new Float32Array(itemIds.length);
     itemIds.forEach((id, k) => {
       const i = this.graph.itemIndexOf(id);
@@ -115,10 +118,13 @@ export class GnnRecall {
 
   /** The user's candidates, best first; empty for a user with no interactions (use a fallback). */
   async recall(userId: string, k: number, filter?: SearchFilter): Promise<SearchHit[]> {
-    const u = this.graph.userIndexOf(userId);
-    if (u === undefined) return [];
-    const query = this.embeddings.userQuery(u);
-    return query ? this.index.search(query, k, filter) : [];
+    const query = this.query(userId);
+    return query ? this.search(query, k, filter) : [];
+  }
+
+  /** The nearest items to a query (recall with a query already computed). */
+  search(query: Float32Array, k: number, filter?: SearchFilter): Promise<SearchHit[]> {
+    return this.index.search(query, k, filter);
   }
 
   private vectorItem(i: number, fresh = false): VectorItem {

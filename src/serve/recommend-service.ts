@@ -117,7 +117,9 @@ export class RecommendService {
     const ts = req.ts ?? Date.now();
     const requestId = `${this.requestPrefix}-${(this.requests++).toString(36)}`;
     const seen = this.seenBy(req.userId);
-    const candidates = await this.recall(req.userId, seen, ts);
+    // The user's GraphSAGE query, once: ANN recall and the ranker's GNN score both use it.
+    const query = live.recall?.query(req.userId) ?? null;
+    const candidates = await this.recall(req.userId, seen, ts, query);
     const itemIds = candidates.map((c) => c.itemId);
     const { graph } = live;
     const nodes = itemIds.map((id) => graph.item(id));
@@ -128,7 +130,7 @@ export class RecommendService {
       metas.map((m) => m.category),
     );
     const recent = ids(rows.user?.values.user_last_clicks).slice(-this.recentClicks);
-    const gnnScore = live.recall?.scores(req.userId, itemIds) ?? null;
+    const gnnScore = query && live.recall ? live.recall.scores(query, itemIds) : null;
     const vectors = this.opts.vectorizer.vectors(
       rows.user,
       rows.items,
@@ -214,7 +216,12 @@ export class RecommendService {
     return seen;
   }
 
-  private async recall(userId: string, seen: Set<string>, ts: number): Promise<Candidate[]> {
+  private async recall(
+    userId: string,
+    seen: Set<string>,
+    ts: number,
+    query: Float32Array | null,
+  ): Promise<Candidate[]> {
     const { live } = this.opts;
     const out: Candidate[] = [];
     const taken = new Set<string>();
@@ -225,8 +232,8 @@ export class RecommendService {
       return true;
     };
     const { total, ann, i2i, fresh } = this.budget;
-    if (live.recall) {
-      const hits = await live.recall.recall(userId, ann, { excludeIds: seen });
+    if (live.recall && query) {
+      const hits = await live.recall.search(query, ann, { excludeIds: seen });
       for (const h of hits) take(h.id, 'ann');
     }
     let n = 0;
