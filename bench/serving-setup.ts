@@ -96,7 +96,8 @@ export async function startServerProcess(dataDir: string): Promise<ServerProcess
       ...(process.env.SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
-      'src/cli/main.ts',
+      // SERVE_CLI=dist/cli/main.js profiles the built server (line numbers in profiles).
+      process.env.SERVE_CLI ?? 'src/cli/main.ts',
       '-d',
       dataDir,
       'serve',

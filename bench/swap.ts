@@ -72,6 +72,20 @@ async function main() {
       highestTrackableValue: 60_000_000,
       numberOfSignificantValueDigits: 3,
     });
+    // Where the time goes: the step's parts, and the server's share (pointer to serving).
+    const partNames = ['trainMs', 'guardMs', 'saveMs', 'serverMs'] as const;
+    const parts = Object.fromEntries(
+      partNames.map((n) => [
+        n,
+        buildHistogram({
+          lowestDiscernibleValue: 1,
+          highestTrackableValue: 60_000_000,
+          numberOfSignificantValueDigits: 3,
+        }),
+      ]),
+    ) as Record<(typeof partNames)[number], ReturnType<typeof buildHistogram>>;
+    const record = (h: ReturnType<typeof buildHistogram>, ms: number) =>
+      h.recordValue(Math.max(1, Math.round(ms * 1000)));
     const rng = new Rng(9);
     let swaps = 0;
     let refused = 0;
@@ -140,7 +154,8 @@ async function main() {
             refused++;
             continue;
           }
-          stepLatency.recordValue(Math.max(1, Math.round(step.stepMs * 1000)));
+          record(stepLatency, step.stepMs);
+          for (const n of ['trainMs', 'guardMs', 'saveMs'] as const) record(parts[n], step.parts[n]);
           // Wait for the server to report the new version.
           const deadline = labelledAt + 5000;
           let seen = false;
@@ -153,7 +168,9 @@ async function main() {
           }
           if (seen) {
             swaps++;
-            latency.recordValue(Math.max(1, Math.round((performance.now() - labelledAt) * 1000)));
+            const total = performance.now() - labelledAt;
+            record(latency, total);
+            record(parts.serverMs, total - step.stepMs);
           } else notSeen++;
         }
       }
@@ -188,6 +205,15 @@ async function main() {
           publish_to_serve_max_ms: Number((latency.maxValue / 1000).toFixed(2)),
           trainer_step_p50_ms: Number((stepLatency.getValueAtPercentile(50) / 1000).toFixed(2)),
           trainer_step_p99_ms: Number((stepLatency.getValueAtPercentile(99) / 1000).toFixed(2)),
+          // p50 / p99 of each part of publish-to-serve (ms).
+          parts: Object.fromEntries(
+            partNames.map((n) => [
+              n,
+              [50, 99].map((q) =>
+                Number((parts[n].getValueAtPercentile(q) / 1000).toFixed(2)),
+              ),
+            ]),
+          ),
           error_samples: result.error_samples,
           goal: { failed_requests: 0, publish_to_serve_p99_ms: 100 },
           machine: machine(),

@@ -157,6 +157,9 @@ export class FeatureEngine {
   /** The checkpoint being written, if any. */
   private saving: Promise<void> | undefined;
   private saveError: unknown;
+  /** The store write in flight (never rejects: a failure lands in writeError). */
+  private writing: Promise<void> = Promise.resolve();
+  private writeError: unknown;
   private readonly dirtyCategories = new Map<string, string>();
   private lastCheckpoint = 0;
   private checkpointCount = 0;
@@ -294,7 +297,8 @@ export class FeatureEngine {
 
   /**
    * Processes one batch (waiting up to `timeoutMs` for it); resolves with the number of
-   * behaviour records consumed once their rows are visible in the store.
+   * behaviour records consumed once their rows are handed to the store. The store may
+   * still be committing them: `catchUp` and `checkpoint` resolve only when it has.
    */
   async step(timeoutMs = 100): Promise<number> {
     if (this.stepping)
@@ -329,13 +333,18 @@ export class FeatureEngine {
         if (row === null) this.keys.delete(`${entry.entity}:${entry.key}`);
         rows.push({ entity: entry.entity, key: entry.key, row });
       }
-      await this.store.write(rows);
-      const now = Date.now();
-      for (const { record } of received) {
-        const ms = Math.max(1, now - record.appendTime);
-        this.freshness.recordValue(ms);
-        freshnessMetric.observe(ms);
-      }
+      // One write in flight: the store commits this batch (LMDB on its own thread, Redis
+      // over the socket) while the next batch is polled and applied. Waiting here instead
+      // made the commit part of every event's latency.
+      await this.writing;
+      this.throwIfWriteFailed();
+      const appended = received.map(({ record }) => record.appendTime);
+      this.writing = this.store.write(rows).then(
+        () => this.recordFreshness(appended),
+        (err: unknown) => {
+          this.writeError ??= err;
+        },
+      );
       this.counters.rowsWritten += rows.length;
       this.counters.batches += 1;
     }
@@ -367,6 +376,8 @@ export class FeatureEngine {
       // keep going until a poll comes back empty
     }
     await this.drainItems();
+    await this.writing; // callers read the store next
+    this.throwIfWriteFailed();
   }
 
   private async drainItems(): Promise<void> {
@@ -576,8 +587,27 @@ export class FeatureEngine {
     }
   }
 
+  /** Freshness of a written batch: now (its rows are visible) minus each event's append. */
+  private recordFreshness(appendTimes: readonly number[]): void {
+    const now = Date.now();
+    for (const t of appendTimes) {
+      const ms = Math.max(1, now - t);
+      this.freshness.recordValue(ms);
+      freshnessMetric.observe(ms);
+    }
+  }
+
+  private throwIfWriteFailed(): void {
+    if (this.writeError !== undefined) throw this.writeError;
+  }
+
   private async save(changes: CheckpointChanges): Promise<void> {
     try {
+      // The rows of every event before the checkpoint's positions must be in the store
+      // before the checkpoint says so (a restart would not write them again). Writes are
+      // issued one at a time, so the one in flight now is the last of them.
+      await this.writing;
+      if (this.writeError !== undefined) throw this.writeError;
       await this.checkpoints.save(changes);
       // The group offsets are informational (the checkpoint is what a restart resumes from).
       await this.behaviour.commit(changes.meta.behaviour);
@@ -590,6 +620,8 @@ export class FeatureEngine {
 
   /** Checkpoints now, completely (on close, after a backfill). */
   async checkpoint(): Promise<void> {
+    await this.writing;
+    this.throwIfWriteFailed();
     await this.saving;
     if (!this.snapshot) this.beginCheckpoint();
     await this.advanceCheckpoint(Number.POSITIVE_INFINITY);
@@ -632,7 +664,6 @@ function compareIds(a: string | undefined, b: string | undefined): number {
   return (a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0;
 }
 
-/** The per-stream states of one feature of a key, created empty on first use. */
 /** The newest event time over a key's states, -1 when it has none. */
 function newestEventTime(entry: KeyEntry): number {
   let newest = -1;
@@ -645,6 +676,7 @@ function newestEventTime(entry: KeyEntry): number {
   return newest;
 }
 
+/** The per-stream states of one feature of a key, created empty on first use. */
 function statesOf(entry: KeyEntry, featureIndex: number): (FeatureState | undefined)[] {
   let perStream = entry.states[featureIndex];
   if (perStream === undefined) {

@@ -51,6 +51,8 @@ export interface StepResult {
   servingAuc: number | null;
   /** Wall ms from the step's last sample to the version being published (or refused). */
   stepMs: number;
+  /** Where stepMs went: the gradient step, the guardrail's holdout check, writing the version. */
+  parts: { trainMs: number; guardMs: number; saveMs: number };
 }
 
 export interface OnlineTrainerStats {
@@ -176,7 +178,15 @@ export class OnlineTrainer {
     const batch = this.buffer.splice(0, this.buffer.length);
     const data = examplesOf(this.opts.vectorizer, batch);
     this.counts.steps++;
+    const parts = { trainMs: 0, guardMs: 0, saveMs: 0 };
+    let mark = performance.now();
+    const lap = (part: keyof typeof parts) => {
+      const now = performance.now();
+      parts[part] += now - mark;
+      mark = now;
+    };
     this.scoreNewHoldout();
+    lap('guardMs');
     let loss = Number.NaN;
     let refused: string | null = null;
     try {
@@ -189,6 +199,7 @@ export class OnlineTrainer {
     } catch (err) {
       refused = `training failed: ${(err as Error).message}`;
     }
+    lap('trainMs');
     const weights = this.working.weights();
     if (!refused && !finite(weights)) refused = 'non-finite weights';
     let holdoutAuc: number | null = null;
@@ -198,6 +209,7 @@ export class OnlineTrainer {
       if (holdoutAuc !== null && servingAuc !== null && holdoutAuc < servingAuc - this.maxAucDrop)
         refused = `holdout AUC ${holdoutAuc.toFixed(4)} < serving ${servingAuc.toFixed(4)} - ${this.maxAucDrop}`;
     }
+    lap('guardMs');
     if (refused) {
       this.counts.refused++;
       // Back to the serving weights; learning goes on from the last good version.
@@ -217,6 +229,7 @@ export class OnlineTrainer {
         holdoutAuc,
         servingAuc,
         stepMs: performance.now() - started,
+        parts,
       };
     }
     const version = await this.opts.store.save(
@@ -231,6 +244,7 @@ export class OnlineTrainer {
         from: this.servingVersion,
       },
     );
+    lap('saveMs');
     this.servingWeights = weights;
     // The candidate just published is the serving model now: its holdout scores carry over.
     this.servingScores = this.candidateScores;
@@ -245,6 +259,7 @@ export class OnlineTrainer {
       holdoutAuc,
       servingAuc,
       stepMs: performance.now() - started,
+      parts,
     };
   }
 
