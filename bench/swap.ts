@@ -155,7 +155,8 @@ async function main() {
             continue;
           }
           record(stepLatency, step.stepMs);
-          for (const n of ['trainMs', 'guardMs', 'saveMs'] as const) record(parts[n], step.parts[n]);
+          for (const n of ['trainMs', 'guardMs', 'saveMs'] as const)
+            record(parts[n], step.parts[n]);
           // Wait for the server to report the new version.
           const deadline = labelledAt + 5000;
           let seen = false;
@@ -209,9 +210,7 @@ async function main() {
           parts: Object.fromEntries(
             partNames.map((n) => [
               n,
-              [50, 99].map((q) =>
-                Number((parts[n].getValueAtPercentile(q) / 1000).toFixed(2)),
-              ),
+              [50, 99].map((q) => Number((parts[n].getValueAtPercentile(q) / 1000).toFixed(2))),
             ]),
           ),
           error_samples: result.error_samples,
