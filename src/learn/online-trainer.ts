@@ -13,6 +13,7 @@ import { auc } from '../rank/metrics.js';
 import type { RankerModelStore } from '../rank/model-store.js';
 import { type RankExample, Ranker, type RankerWeights } from '../rank/ranker.js';
 import { exampleFromSnapshot } from '../rank/snapshot.js';
+import { allFinite } from '../util/finite.js';
 import type { Rng } from '../util/rng.js';
 import { examplesOf, hasSnapshot, inHoldout } from './samples.js';
 
@@ -326,11 +327,6 @@ export class OnlineTrainer {
 }
 
 function finite(w: RankerWeights): boolean {
-  // A plain loop: every(Number.isFinite) over a million floats took 6 ms a step (measured).
-  const ok = (a: Float32Array) => {
-    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i] as number)) return false;
-    return true;
-  };
-  for (const a of w.net.values()) if (!ok(a)) return false;
-  return Object.values(w.tables).every(ok);
+  for (const a of w.net.values()) if (!allFinite(a)) return false;
+  return Object.values(w.tables).every(allFinite);
 }

@@ -10,6 +10,8 @@
 // cross-entropy, for click-through) or 'mse' (for a transformed regression target such as
 // log1p of watch seconds). Inputs are dense rows; the sparse ID embeddings in front of this
 // network are looked up by the caller.
+
+import { allFinite } from '../util/finite.js';
 import type { Rng } from '../util/rng.js';
 import { matMul, tf, useWasmBackend } from '../util/tf.js';
 
@@ -67,7 +69,7 @@ export class MultiTaskNet {
         if (!w) throw new Error(`multi-task net: no weights for ${key}`);
         if (w.length !== length)
           throw new Error(`multi-task net: ${key} has ${w.length} values, expected ${length}`);
-        if (!w.every(Number.isFinite)) throw new Error(`multi-task net: ${key} is not finite`);
+        if (!allFinite(w)) throw new Error(`multi-task net: ${key} is not finite`);
         return w;
       };
       const w =

@@ -16,6 +16,7 @@
 // - Final score (configurable): p_click^clickWeight × (1 + expected watch seconds)^watchWeight,
 //   defaults 1 and 0.5: clicks first, watch time as a multiplier that cannot reward unclicked items.
 import { EmbeddingTable, hashedRow } from '../util/embedding-table.js';
+import { allFinite } from '../util/finite.js';
 import type { Rng } from '../util/rng.js';
 import { tf } from '../util/tf.js';
 import {
@@ -214,11 +215,10 @@ export class Ranker {
           throw new Error(
             `ranker: the ${f} table has ${given.length} values, expected ${expected}`,
           );
-        if (given && !given.every(Number.isFinite))
-          throw new Error(`ranker: the ${f} table is not finite`);
+        if (given && !allFinite(given)) throw new Error(`ranker: the ${f} table is not finite`);
         const r = rng.fork(`table/${f}`);
         const w = given
-          ? Float32Array.from(given)
+          ? given.slice()
           : Float32Array.from({ length: expected }, (_, k) =>
               k < d ? 0 : INIT_SCALE * r.normal(),
             );
