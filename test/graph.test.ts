@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -110,9 +110,10 @@ describe('GraphSAGE', () => {
     const result = await trainSage(
       g,
       { epochs: 60, batchSize: 64, seed: 3 },
-      { dim: 8, maxTags: 2, userFanout: 5, queryFanout: 10, itemFanout: 5 },
+      { dim: 8, maxTags: 2, userFanout: 5, queryFanout: 10, itemFanout: 5, idEmbeddings: true },
     );
     trained = result.model;
+    assert.equal(trained.weights.items.length, 41, 'an ID row for each clicked item, and row 0');
     assert.ok(
       Number.isFinite(result.finalLoss) && result.finalLoss < 0.5,
       `loss ${result.finalLoss}`,
@@ -176,5 +177,28 @@ describe('GraphSAGE', () => {
     await assert.rejects(store.load('v000002'), /non-finite/);
     await writeFile(weights, all.subarray(0, 100));
     await assert.rejects(store.load('v000002'), /expected/);
+  });
+
+  test('a model saved before item ID rows existed still loads, as a metadata-only model', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'recmaster-gnn-'));
+    dirs.push(dir);
+    const { model } = await trainSage(
+      twoTasteGraph(),
+      { epochs: 1, batchSize: 64, seed: 3 },
+      { dim: 8, maxTags: 2, userFanout: 5, queryFanout: 10, itemFanout: 5, idEmbeddings: false },
+    );
+    const store = new GraphModelStore(dir);
+    const version = await store.save(model, { steps: 1 });
+    // What the older format wrote: no idEmbeddings, no items vocabulary, no itemEmb array.
+    const file = path.join(dir, version, 'model.json');
+    const manifest = JSON.parse(await readFile(file, 'utf8'));
+    delete manifest.config.idEmbeddings;
+    delete manifest.vocab.items;
+    delete manifest.lengths.itemEmb;
+    await writeFile(file, JSON.stringify(manifest));
+    const loaded = await store.load(version);
+    assert.equal(loaded.model.config.idEmbeddings, false);
+    assert.equal(loaded.model.metaInputs, 3);
+    assert.deepEqual(loaded.model.weights.wMeta, model.weights.wMeta);
   });
 });

@@ -16,11 +16,14 @@ const Manifest = z.strictObject({
     userFanout: z.number().int().min(1).max(10_000),
     queryFanout: z.number().int().min(1).max(10_000),
     itemFanout: z.number().int().min(1).max(10_000),
+    /** Absent in models saved before item ID rows existed. */
+    idEmbeddings: z.boolean().default(false),
   }),
   vocab: z.strictObject({
     categories: z.array(z.string()),
     tags: z.array(z.string()),
     creators: z.array(z.string()),
+    items: z.array(z.string()).default([]),
   }),
 });
 export type ModelManifest = z.infer<typeof Manifest>;
@@ -56,7 +59,7 @@ export class GraphModelStore {
         version,
         createdMs: Date.now(),
         config: { ...model.config },
-        vocab: { categories: w.categories, tags: w.tags, creators: w.creators },
+        vocab: { categories: w.categories, tags: w.tags, creators: w.creators, items: w.items },
         lengths: Object.fromEntries(WEIGHT_NAMES.map((n) => [n, w[n].length])),
         training,
       }),

@@ -3,8 +3,10 @@
 // index within a millisecond of its upsert. The trainer (sage-trainer.ts) computes the same
 // functions with TensorFlow.js; a test checks that both agree.
 //
-//   meta(i)   = tanh([E_cat[c] ; mean E_tag[tags] ; E_creator[a]] · W_meta + b_meta)
-//               (one weight block per metadata relation: category, tag, creator)
+//   meta(i)   = tanh([E_cat[c] ; mean E_tag[tags] ; E_creator[a] ; E_item[i]] · W_meta + b_meta)
+//               (one weight block per metadata relation: category, tag, creator; and, with
+//               `idEmbeddings`, the item's own row, learned for items that had interactions
+//               when the model was trained, zero for every other item: see below)
 //   profile(u)= Σ w_ui · meta(i) / Σ w_ui over the user's recent interactions (watch-weighted)
 //   query(u)  = profile(u) · W_query + b_query
 //   item(i)   = meta(i) · W_self + (mean_{u ∈ users(i)} profile(u) - p̄) · W_users + b_item
@@ -22,6 +24,13 @@
 // themselves (0.88 recall@100 in a cold-only pool, oracle 0.92) but sank below warm ones in a
 // single list. It rides in one extra vector dimension ([item; shift or 0] · [query; 1]), so a
 // plain inner-product index serves it.
+//
+// Item ID rows carry what metadata cannot explain (the simulator hides 30 % of an item's
+// appeal from its metadata): on the item side, and on the user side too, since a profile is
+// a mean of clicked items' meta(). Only items with interactions at training time get a row;
+// every other item (new, or never clicked) has the zero row and stays purely inductive. In
+// training, an item that takes the cold path (coldDropout) also loses its row, as a truly
+// cold item has none.
 import type { InteractionGraph, ItemNode } from './graph.js';
 
 export interface SageConfig {
@@ -35,6 +44,8 @@ export interface SageConfig {
   queryFanout: number;
   /** Users per item aggregated into its users term. */
   itemFanout: number;
+  /** Learned item ID rows in meta() (models saved before they existed: false). */
+  idEmbeddings: boolean;
 }
 
 export const DEFAULT_SAGE_CONFIG: SageConfig = {
@@ -43,6 +54,7 @@ export const DEFAULT_SAGE_CONFIG: SageConfig = {
   userFanout: 10,
   queryFanout: 50,
   itemFanout: 20,
+  idEmbeddings: true,
 };
 
 /** Weights as flat row-major float32 arrays, plus the vocabularies their rows belong to. */
@@ -50,10 +62,13 @@ export interface SageWeights {
   categories: string[];
   tags: string[];
   creators: string[];
+  /** Items with an ID row ('' first: the zero row); empty without idEmbeddings. */
+  items: string[];
   catEmb: Float32Array; // [categories, dim]
   tagEmb: Float32Array; // [tags, dim]
   creatorEmb: Float32Array; // [creators, dim]
-  wMeta: Float32Array; // [3·dim, dim]
+  itemEmb: Float32Array; // [items, dim]
+  wMeta: Float32Array; // [metaInputs · dim, dim]: 4 blocks with idEmbeddings, else 3
   bMeta: Float32Array; // [dim]
   wQuery: Float32Array; // [dim, dim]
   bQuery: Float32Array; // [dim]
@@ -79,10 +94,14 @@ export const WEIGHT_NAMES = [
   'wCold',
   'bCold',
   'coldShift',
+  // Last: files written before it existed read as an empty table.
+  'itemEmb',
 ] as const;
 export type WeightName = (typeof WEIGHT_NAMES)[number];
 
 export interface ItemMeta {
+  /** Looks up the item's ID row (absent or unknown: the zero row). */
+  id?: string;
   category: string;
   tags: readonly string[];
   creator: string;
@@ -94,6 +113,7 @@ export class SageModel {
   private readonly catIndex: Map<string, number>;
   private readonly tagIndex: Map<string, number>;
   private readonly creatorIndex: Map<string, number>;
+  private readonly itemIndex: Map<string, number>;
 
   constructor(config: SageConfig, weights: SageWeights) {
     this.config = config;
@@ -102,6 +122,12 @@ export class SageModel {
     this.catIndex = indexOf(weights.categories);
     this.tagIndex = indexOf(weights.tags);
     this.creatorIndex = indexOf(weights.creators);
+    this.itemIndex = indexOf(weights.items);
+  }
+
+  /** Width of meta()'s input: category, tags, creator (and item ID) blocks. */
+  get metaInputs(): number {
+    return metaInputsOf(this.config);
   }
 
   get dim(): number {
@@ -133,12 +159,15 @@ export class SageModel {
   meta(item: ItemMeta, out: Float32Array = new Float32Array(this.dim)): Float32Array {
     const d = this.dim;
     const w = this.weights;
-    const x = new Float32Array(3 * d);
+    const inputs = this.metaInputs;
+    const x = new Float32Array(inputs * d);
     addRow(x, 0, w.catEmb, this.catIndex.get(item.category) ?? 0, d, 1);
     const tags = item.tags.slice(0, this.config.maxTags);
     for (const t of tags) addRow(x, d, w.tagEmb, this.tagIndex.get(t) ?? 0, d, 1 / tags.length);
     addRow(x, 2 * d, w.creatorEmb, this.creatorIndex.get(item.creator) ?? 0, d, 1);
-    matVec(x, w.wMeta, 3 * d, d, w.bMeta, out);
+    const idRow = item.id === undefined ? 0 : (this.itemIndex.get(item.id) ?? 0);
+    if (inputs === 4 && idRow > 0) addRow(x, 3 * d, w.itemEmb, idRow, d, 1);
+    matVec(x, w.wMeta, inputs * d, d, w.bMeta, out);
     for (let j = 0; j < d; j++) out[j] = Math.tanh(out[j] as number);
     return out;
   }
@@ -260,10 +289,16 @@ export class GraphEmbeddings {
 
 export function itemMetaOf(graph: InteractionGraph, node: ItemNode): ItemMeta {
   return {
+    id: node.id,
     category: graph.categories.names[node.category] as string,
     tags: node.tags.map((t) => graph.tags.names[t] as string),
     creator: graph.creators.names[node.creator] as string,
   };
+}
+
+/** Blocks in meta()'s input: category, tags, creator, and the item's ID row when enabled. */
+export function metaInputsOf(config: SageConfig): number {
+  return config.idEmbeddings ? 4 : 3;
 }
 
 function indexOf(names: readonly string[]): Map<string, number> {
@@ -309,7 +344,8 @@ export function checkShapes(config: SageConfig, w: SageWeights): void {
     catEmb: w.categories.length * d,
     tagEmb: w.tags.length * d,
     creatorEmb: w.creators.length * d,
-    wMeta: 3 * d * d,
+    itemEmb: w.items.length * d,
+    wMeta: metaInputsOf(config) * d * d,
     bMeta: d,
     wQuery: d * d,
     bQuery: d,
@@ -320,6 +356,8 @@ export function checkShapes(config: SageConfig, w: SageWeights): void {
     bCold: d,
     coldShift: 1,
   };
+  if (!config.idEmbeddings && w.items.length > 0)
+    throw new Error('GraphSAGE item ID rows given to a model without idEmbeddings');
   for (const name of WEIGHT_NAMES) {
     const got = w[name];
     if (got.length !== want[name])

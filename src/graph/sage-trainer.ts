@@ -15,17 +15,19 @@
 // so the model also learns to place items with metadata only: the inductive cold start. After
 // training, the cold path's shift is fitted (fitColdShift) so both paths share one scale.
 //
-// The embedding tables (categories, tags, creators) are sparse: a step touches a few rows, so
+// The embedding tables (categories, tags, creators, item IDs) are sparse: a step touches a few rows, so
 // they live in plain arrays and are updated row by row with Adagrad (per-row optimiser state);
 // TensorFlow.js computes the gradient of the looked-up rows and the dense weights (Adam).
 // (This also sidesteps the wasm backend, which has no kernel for the gradient of a gather.)
 import { EmbeddingTable } from '../util/embedding-table.js';
 import { Rng } from '../util/rng.js';
 import { matMul, tf, useWasmBackend } from '../util/tf.js';
-import type { InteractionGraph } from './graph.js';
+import type { InteractionGraph, ItemNode } from './graph.js';
 import {
   DEFAULT_SAGE_CONFIG,
   GraphEmbeddings,
+  itemMetaOf,
+  metaInputsOf,
   type SageConfig,
   SageModel,
   type SageWeights,
@@ -60,7 +62,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
 };
 
 /** Embedding tables: trained row by row in JS (SparseTables). */
-const SPARSE = ['catEmb', 'tagEmb', 'creatorEmb'] as const;
+const SPARSE = ['catEmb', 'tagEmb', 'creatorEmb', 'itemEmb'] as const;
 type SparseName = (typeof SPARSE)[number];
 /** Fitted after training (fitColdShift), not by gradient. */
 type FittedName = 'coldShift';
@@ -95,10 +97,15 @@ export async function trainSage(
   const d = config.dim;
   const init = initialWeights(graph, config, rng, warm);
   const vars = Object.fromEntries(
-    DENSE.map((n) => [n, tf.variable(tensorOf(n, init, d), true, n)]),
+    DENSE.map((n) => [n, tf.variable(tensorOf(n, init, config), true, n)]),
   ) as Vars;
   const optimizer = tf.train.adam(opts.learningRate);
-  const sparse = new SparseTables(init, d, opts.sparseLearningRate);
+  const sparse = new SparseTables(init, d, opts.sparseLearningRate, metaInputsOf(config));
+  // Graph item index -> its ID row (0: none, the zero row).
+  const idRows = new Int32Array(graph.itemCount);
+  const rowOfId = new Map(init.items.map((id, r) => [id, r]));
+  for (let i = 0; i < graph.itemCount; i++)
+    idRows[i] = rowOfId.get((graph.items[i] as { id: string }).id) ?? 0;
   const edges = graph.edges();
   if (edges.length === 0) throw new Error('the graph has no interactions to train on');
   const stepsPerEpoch = Math.ceil(edges.length / opts.batchSize);
@@ -115,7 +122,16 @@ export async function trainSage(
       rng.shuffle(edges);
       for (let s = 0; s < stepsPerEpoch && step < totalSteps; s++, step++) {
         const batch = edges.slice(s * opts.batchSize, (s + 1) * opts.batchSize);
-        const inputs = buildBatch(graph, embeddings, init, batch, config, opts.coldDropout, rng);
+        const inputs = buildBatch(
+          graph,
+          embeddings,
+          init,
+          idRows,
+          batch,
+          config,
+          opts.coldDropout,
+          rng,
+        );
         const uX = tf.variable(inputs.uX, true, `uX${step}`);
         const iX = tf.variable(inputs.iX, true, `iX${step}`);
         const { value, grads } = tf.variableGrads(
@@ -150,6 +166,8 @@ export async function trainSage(
 
 /** Where each row of a looked-up input came from: its table rows and their weights. */
 interface RowSources {
+  /** Item ID rows (0: none). */
+  item: Int32Array;
   cat: Int32Array;
   cre: Int32Array;
   tags: Int32Array; // [rows, T]
@@ -169,6 +187,7 @@ interface BatchInputs {
 
 function rowSources(rows: number, T: number): RowSources {
   return {
+    item: new Int32Array(rows),
     cat: new Int32Array(rows),
     cre: new Int32Array(rows),
     tags: new Int32Array(rows * T),
@@ -177,10 +196,17 @@ function rowSources(rows: number, T: number): RowSources {
   };
 }
 
-/** Fills row `slot` with the item's table indexes. */
-function putItem(graph: InteractionGraph, item: number, rows: RowSources, slot: number): void {
+/** Fills row `slot` with the item's table indexes (`idRow` 0: without its ID row). */
+function putItem(
+  graph: InteractionGraph,
+  item: number,
+  idRow: number,
+  rows: RowSources,
+  slot: number,
+): void {
   const node = graph.items[item];
   if (!node) return;
+  rows.item[slot] = idRow;
   rows.cat[slot] = node.category;
   rows.cre[slot] = node.creator;
   const n = Math.min(rows.T, node.tags.length);
@@ -190,18 +216,21 @@ function putItem(graph: InteractionGraph, item: number, rows: RowSources, slot: 
   }
 }
 
-/** [E_cat[c] ; Σ w_t E_tag[t] ; E_creator[a]] for every row: the input of meta(). */
-function lookUp(w: SageWeights, rows: RowSources, d: number): Float32Array {
+/** [E_cat[c] ; Σ w_t E_tag[t] ; E_creator[a] (; E_item[i])] for every row: meta()'s input. */
+function lookUp(w: SageWeights, rows: RowSources, d: number, inputs: number): Float32Array {
   const n = rows.cat.length;
-  const x = new Float32Array(n * 3 * d);
+  const x = new Float32Array(n * inputs * d);
   for (let r = 0; r < n; r++) {
-    const base = r * 3 * d;
+    const base = r * inputs * d;
     const c = (rows.cat[r] as number) * d;
     const a = (rows.cre[r] as number) * d;
+    const it = (rows.item[r] as number) * d;
     for (let j = 0; j < d; j++) {
       x[base + j] = w.catEmb[c + j] as number;
       x[base + 2 * d + j] = w.creatorEmb[a + j] as number;
     }
+    if (inputs === 4 && it > 0)
+      for (let j = 0; j < d; j++) x[base + 3 * d + j] = w.itemEmb[it + j] as number;
     for (let t = 0; t < rows.T; t++) {
       const tw = rows.tagW[r * rows.T + t] as number;
       if (tw === 0) continue;
@@ -217,6 +246,7 @@ function buildBatch(
   graph: InteractionGraph,
   emb: GraphEmbeddings,
   weights: SageWeights,
+  idRows: Int32Array,
   batch: { user: number; item: number }[],
   config: SageConfig,
   coldDropout: number,
@@ -226,6 +256,7 @@ function buildBatch(
   const K = config.userFanout;
   const T = config.maxTags;
   const d = config.dim;
+  const inputs = metaInputsOf(config);
   const uRows = rowSources(B * K, T);
   const iRows = rowSources(2 * B, T);
   const uW = new Float32Array(B * K);
@@ -239,27 +270,26 @@ function buildBatch(
     let total = 0;
     for (const e of picked) total += e.weight;
     picked.forEach((e, k) => {
-      putItem(graph, e.other, uRows, b * K + k);
+      putItem(graph, e.other, idRows[e.other] as number, uRows, b * K + k);
       uW[b * K + k] = e.weight / total;
     });
     const negative = rng.int(graph.itemCount);
-    putItem(graph, item, iRows, b);
-    putItem(graph, negative, iRows, B + b);
     for (const [slot, it] of [
       [b, item],
       [B + b, negative],
     ] as const) {
-      if (rng.uniform() < coldDropout) continue;
-      const mean = emb.usersMeanOf(it, user);
+      // The cold path (no users, or dropped) has no ID row either: a cold item has none.
+      const mean = rng.uniform() < coldDropout ? null : emb.usersMeanOf(it, user);
+      putItem(graph, it, mean ? (idRows[it] as number) : 0, iRows, slot);
       if (!mean) continue;
       iUsers.set(mean, slot * d);
       iCold[slot] = 0;
     }
   }
   return {
-    uX: tf.tensor2d(lookUp(weights, uRows, d), [B * K, 3 * d]),
+    uX: tf.tensor2d(lookUp(weights, uRows, d, inputs), [B * K, inputs * d]),
     uW: tf.tensor2d(uW, [B, K]),
-    iX: tf.tensor2d(lookUp(weights, iRows, d), [2 * B, 3 * d]),
+    iX: tf.tensor2d(lookUp(weights, iRows, d, inputs), [2 * B, inputs * d]),
     iUsers: tf.tensor2d(iUsers, [2 * B, d]),
     iCold: tf.tensor2d(iCold, [2 * B, 1]),
     uRows,
@@ -267,7 +297,7 @@ function buildBatch(
   };
 }
 
-/** Row-wise Adagrad on the three metadata tables (trained in place in the weights). */
+/** Row-wise Adagrad on the metadata and item ID tables (trained in place in the weights). */
 class SparseTables {
   private readonly tables: Record<SparseName, EmbeddingTable>;
 
@@ -275,22 +305,27 @@ class SparseTables {
     w: SageWeights,
     private readonly d: number,
     lr: number,
+    private readonly inputs: number,
   ) {
     this.tables = {
       catEmb: new EmbeddingTable(d, w.catEmb, lr),
       tagEmb: new EmbeddingTable(d, w.tagEmb, lr),
       creatorEmb: new EmbeddingTable(d, w.creatorEmb, lr),
+      itemEmb: new EmbeddingTable(d, w.itemEmb, lr),
     };
   }
 
-  /** Applies the gradient of looked-up rows (`grad` is [rows, 3·dim]) to their table rows. */
+  /** Applies the gradient of looked-up rows (`grad` is [rows, inputs·dim]) to their table rows. */
   apply(rows: RowSources, grad: Float32Array): void {
     const d = this.d;
-    const { catEmb, tagEmb, creatorEmb } = this.tables;
+    const { catEmb, tagEmb, creatorEmb, itemEmb } = this.tables;
     for (let r = 0; r < rows.cat.length; r++) {
-      const base = r * 3 * d;
+      const base = r * this.inputs * d;
       catEmb.accumulate(rows.cat[r] as number, grad, base);
       creatorEmb.accumulate(rows.cre[r] as number, grad, base + 2 * d);
+      // Row 0 is the zero row of items without one: it is never trained.
+      const it = rows.item[r] as number;
+      if (this.inputs === 4 && it > 0) itemEmb.accumulate(it, grad, base + 3 * d);
       for (let t = 0; t < rows.T; t++) {
         const tw = rows.tagW[r * rows.T + t] as number;
         if (tw !== 0) tagEmb.accumulate(rows.tags[r * rows.T + t] as number, grad, base + d, tw);
@@ -331,14 +366,14 @@ function bprLoss(
   return bpr.add(reg) as tf.Scalar;
 }
 
-function shapeOf(name: DenseName, d: number): number[] {
-  if (name === 'wMeta') return [3 * d, d];
+function shapeOf(name: DenseName, d: number, inputs: number): number[] {
+  if (name === 'wMeta') return [inputs * d, d];
   if (name.startsWith('b')) return [d];
   return [d, d];
 }
 
-function tensorOf(name: DenseName, w: SageWeights, d: number): tf.Tensor {
-  return tf.tensor(w[name], shapeOf(name, d), 'float32');
+function tensorOf(name: DenseName, w: SageWeights, config: SageConfig): tf.Tensor {
+  return tf.tensor(w[name], shapeOf(name, config.dim, metaInputsOf(config)), 'float32');
 }
 
 /**
@@ -357,9 +392,10 @@ function fitColdShift(model: SageModel, graph: InteractionGraph, rng: Rng, sampl
     const profile = emb.profileOfUser(user, item);
     if (!users || !profile) continue;
     const q = model.query(profile);
-    const meta = emb.metaOf(item);
-    const warm = model.item(meta, users);
-    const cold = model.item(meta, null);
+    const warm = model.item(emb.metaOf(item), users);
+    // The cold path as trained: without the item's ID row.
+    const node = graph.items[item] as ItemNode;
+    const cold = model.item(model.meta({ ...itemMetaOf(graph, node), id: undefined }), null);
     let gap = 0;
     for (let j = 0; j < q.length; j++)
       gap += (q[j] as number) * ((warm[j] as number) - (cold[j] as number));
@@ -376,6 +412,7 @@ function exportModel(vars: Vars, sparse: SageWeights, config: SageConfig): SageM
     catEmb: sparse.catEmb.slice(),
     tagEmb: sparse.tagEmb.slice(),
     creatorEmb: sparse.creatorEmb.slice(),
+    itemEmb: sparse.itemEmb.slice(),
   };
   for (const n of DENSE) weights[n] = vars[n].dataSync() as Float32Array;
   return new SageModel(config, weights);
@@ -390,6 +427,9 @@ function initialWeights(
 ): SageWeights {
   const d = config.dim;
   if (warm && warm.dim !== d) throw new Error(`warm start needs dim ${warm.dim}, got ${d}`);
+  const inputs = metaInputsOf(config);
+  if (warm && warm.metaInputs !== inputs)
+    throw new Error('warm start needs the same idEmbeddings setting as the earlier model');
   const table = (names: string[], old: { names: string[]; emb: Float32Array } | undefined) => {
     const out = new Float32Array(names.length * d);
     const oldIndex = new Map(old?.names.map((n, i) => [n, i]));
@@ -408,15 +448,37 @@ function initialWeights(
   const categories = [...graph.categories.names];
   const tags = [...graph.tags.names];
   const creators = [...graph.creators.names];
+  // ID rows for the items with interactions now ('' first: the zero row).
+  const items = config.idEmbeddings
+    ? [
+        '',
+        ...graph.items
+          .filter((node) => graph.usersOf(node.index).length > 0)
+          .map((node) => node.id),
+      ]
+    : [];
   const w = warm?.weights;
+  // A new item row starts at zero: meta() is then what the metadata alone says, and the row
+  // learns only what the metadata leaves unexplained. Known rows carry over on a warm start.
+  const itemEmb = new Float32Array(items.length * d);
+  if (w) {
+    const oldRow = new Map(w.items.map((id, r) => [id, r]));
+    items.forEach((id, r) => {
+      const o = oldRow.get(id);
+      if (r > 0 && o !== undefined && o > 0)
+        itemEmb.set(w.itemEmb.subarray(o * d, (o + 1) * d), r * d);
+    });
+  }
   return {
     categories,
     tags,
     creators,
+    items,
     catEmb: table(categories, w && { names: w.categories, emb: w.catEmb }),
     tagEmb: table(tags, w && { names: w.tags, emb: w.tagEmb }),
     creatorEmb: table(creators, w && { names: w.creators, emb: w.creatorEmb }),
-    wMeta: w ? w.wMeta.slice() : glorot(3 * d, d),
+    itemEmb,
+    wMeta: w ? w.wMeta.slice() : glorot(inputs * d, d),
     bMeta: w ? w.bMeta.slice() : new Float32Array(d),
     wQuery: w ? w.wQuery.slice() : glorot(d, d),
     bQuery: w ? w.bQuery.slice() : new Float32Array(d),
