@@ -341,14 +341,16 @@ export class Ranker {
 
   /** [click probability, watch output] for input rows from `inputs()`. */
   predict(rows: Float32Array, n: number): [Float32Array, Float32Array] {
-    return tf.tidy(() => {
+    let click: Float32Array = new Float32Array(0);
+    let watch: Float32Array = new Float32Array(0);
+    // Out through the closure, as in scoreQuery: tidy() walks returned arrays element by element.
+    tf.tidy(() => {
       const width = Ranker.inputWidth(this.config);
-      const [click, watch] = this.net.forward(this.augment(tf.tensor2d(rows, [n, width])));
-      return [
-        tf.sigmoid(click as tf.Tensor).dataSync() as Float32Array,
-        (watch as tf.Tensor).dataSync() as Float32Array,
-      ];
+      const [c, w] = this.net.forward(this.augment(tf.tensor2d(rows, [n, width])));
+      click = tf.sigmoid(c as tf.Tensor).dataSync() as Float32Array;
+      watch = (w as tf.Tensor).dataSync() as Float32Array;
     });
+    return [click, watch];
   }
 
   /** Trains on labelled impressions: clicked (0/1) and watched seconds (0 when not clicked). */

@@ -81,8 +81,13 @@ export class Partition {
 
   /** Lists the segment files (as a reader: the tail is found lazily while reading). */
   async load(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const names = await readdir(this.dir);
+    // Readers call this on every poll at the end of the log: one readdir, and mkdir only
+    // the first time (it was half of an idle poll's syscalls).
+    const names = await readdir(this.dir).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(this.dir, { recursive: true });
+      return readdir(this.dir);
+    });
     const bases = names
       .map(parseSegmentFileName)
       .filter((b): b is number => b !== undefined)
