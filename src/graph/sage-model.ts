@@ -3,10 +3,11 @@
 // index within a millisecond of its upsert. The trainer (sage-trainer.ts) computes the same
 // functions with TensorFlow.js; a test checks that both agree.
 //
-//   meta(i)   = tanh([E_cat[c] ; mean E_tag[tags] ; E_creator[a] ; E_item[i]] · W_meta + b_meta)
+//   meta(i)   = tanh([E_cat[c] ; mean E_tag[tags] ; E_creator[a]] · W_meta + b_meta + E_item[i])
 //               (one weight block per metadata relation: category, tag, creator; and, with
 //               `idEmbeddings`, the item's own row, learned for items that had interactions
-//               when the model was trained, zero for every other item: see below)
+//               when the model was trained, zero for every other item: see below. Added after
+//               W_meta, which would only be a linear map of a free vector, at no matmul cost.)
 //   profile(u)= Σ w_ui · meta(i) / Σ w_ui over the user's recent interactions (watch-weighted)
 //   query(u)  = profile(u) · W_query + b_query
 //   item(i)   = meta(i) · W_self + (mean_{u ∈ users(i)} profile(u) - p̄) · W_users + b_item
@@ -68,7 +69,7 @@ export interface SageWeights {
   tagEmb: Float32Array; // [tags, dim]
   creatorEmb: Float32Array; // [creators, dim]
   itemEmb: Float32Array; // [items, dim]
-  wMeta: Float32Array; // [metaInputs · dim, dim]: 4 blocks with idEmbeddings, else 3
+  wMeta: Float32Array; // [3·dim, dim]
   bMeta: Float32Array; // [dim]
   wQuery: Float32Array; // [dim, dim]
   bQuery: Float32Array; // [dim]
@@ -125,11 +126,6 @@ export class SageModel {
     this.itemIndex = indexOf(weights.items);
   }
 
-  /** Width of meta()'s input: category, tags, creator (and item ID) blocks. */
-  get metaInputs(): number {
-    return metaInputsOf(this.config);
-  }
-
   get dim(): number {
     return this.config.dim;
   }
@@ -159,15 +155,14 @@ export class SageModel {
   meta(item: ItemMeta, out: Float32Array = new Float32Array(this.dim)): Float32Array {
     const d = this.dim;
     const w = this.weights;
-    const inputs = this.metaInputs;
-    const x = new Float32Array(inputs * d);
+    const x = new Float32Array(3 * d);
     addRow(x, 0, w.catEmb, this.catIndex.get(item.category) ?? 0, d, 1);
     const tags = item.tags.slice(0, this.config.maxTags);
     for (const t of tags) addRow(x, d, w.tagEmb, this.tagIndex.get(t) ?? 0, d, 1 / tags.length);
     addRow(x, 2 * d, w.creatorEmb, this.creatorIndex.get(item.creator) ?? 0, d, 1);
+    matVec(x, w.wMeta, 3 * d, d, w.bMeta, out);
     const idRow = item.id === undefined ? 0 : (this.itemIndex.get(item.id) ?? 0);
-    if (inputs === 4 && idRow > 0) addRow(x, 3 * d, w.itemEmb, idRow, d, 1);
-    matVec(x, w.wMeta, inputs * d, d, w.bMeta, out);
+    if (idRow > 0) addRow(out, 0, w.itemEmb, idRow, d, 1);
     for (let j = 0; j < d; j++) out[j] = Math.tanh(out[j] as number);
     return out;
   }
@@ -296,11 +291,6 @@ export function itemMetaOf(graph: InteractionGraph, node: ItemNode): ItemMeta {
   };
 }
 
-/** Blocks in meta()'s input: category, tags, creator, and the item's ID row when enabled. */
-export function metaInputsOf(config: SageConfig): number {
-  return config.idEmbeddings ? 4 : 3;
-}
-
 function indexOf(names: readonly string[]): Map<string, number> {
   return new Map(names.map((n, i) => [n, i]));
 }
@@ -345,7 +335,7 @@ export function checkShapes(config: SageConfig, w: SageWeights): void {
     tagEmb: w.tags.length * d,
     creatorEmb: w.creators.length * d,
     itemEmb: w.items.length * d,
-    wMeta: metaInputsOf(config) * d * d,
+    wMeta: 3 * d * d,
     bMeta: d,
     wQuery: d * d,
     bQuery: d,

@@ -27,7 +27,6 @@ import {
   DEFAULT_SAGE_CONFIG,
   GraphEmbeddings,
   itemMetaOf,
-  metaInputsOf,
   type SageConfig,
   SageModel,
   type SageWeights,
@@ -97,10 +96,10 @@ export async function trainSage(
   const d = config.dim;
   const init = initialWeights(graph, config, rng, warm);
   const vars = Object.fromEntries(
-    DENSE.map((n) => [n, tf.variable(tensorOf(n, init, config), true, n)]),
+    DENSE.map((n) => [n, tf.variable(tensorOf(n, init, d), true, n)]),
   ) as Vars;
   const optimizer = tf.train.adam(opts.learningRate);
-  const sparse = new SparseTables(init, d, opts.sparseLearningRate, metaInputsOf(config));
+  const sparse = new SparseTables(init, d, opts.sparseLearningRate);
   // Graph item index -> its ID row (0: none, the zero row).
   const idRows = new Int32Array(graph.itemCount);
   const rowOfId = new Map(init.items.map((id, r) => [id, r]));
@@ -134,15 +133,25 @@ export async function trainSage(
         );
         const uX = tf.variable(inputs.uX, true, `uX${step}`);
         const iX = tf.variable(inputs.iX, true, `iX${step}`);
+        const uId = tf.variable(inputs.uId, true, `uId${step}`);
+        const iId = tf.variable(inputs.iId, true, `iId${step}`);
+        const looked = config.idEmbeddings ? [uX, iX, uId, iId] : [uX, iX];
         const { value, grads } = tf.variableGrads(
-          () => bprLoss(vars, uX, iX, inputs, config, opts.l2),
-          [...DENSE.map((n) => vars[n]), uX, iX],
+          () => bprLoss(vars, { uX, iX, uId, iId }, inputs, config, opts.l2),
+          [...DENSE.map((n) => vars[n]), ...looked],
         );
         optimizer.applyGradients(DENSE.map((n) => ({ name: n, tensor: grads[n] as tf.Tensor })));
-        sparse.apply(inputs.uRows, (await (grads[uX.name] as tf.Tensor).data()) as Float32Array);
-        sparse.apply(inputs.iRows, (await (grads[iX.name] as tf.Tensor).data()) as Float32Array);
+        const grad = async (t: tf.Variable) =>
+          (await (grads[t.name] as tf.Tensor).data()) as Float32Array;
+        sparse.apply(inputs.uRows, await grad(uX));
+        sparse.apply(inputs.iRows, await grad(iX));
+        if (config.idEmbeddings) {
+          sparse.applyIds(inputs.uRows, await grad(uId));
+          sparse.applyIds(inputs.iRows, await grad(iId));
+        }
         loss = (await value.data())[0] as number;
-        tf.dispose([value, uX, iX, inputs.uX, inputs.iX, inputs.uW, inputs.iUsers, inputs.iCold]);
+        tf.dispose([value, ...[uX, iX, uId, iId], inputs.uX, inputs.iX, inputs.uId, inputs.iId]);
+        tf.dispose([inputs.uW, inputs.iUsers, inputs.iCold]);
         tf.dispose(Object.values(grads));
         if (!Number.isFinite(loss))
           throw new Error(`training diverged (loss ${loss}) at step ${step}`);
@@ -177,8 +186,10 @@ interface RowSources {
 
 interface BatchInputs {
   uX: tf.Tensor; // [B·K, 3·dim] looked-up rows of the users' interactions
+  uId: tf.Tensor; // [B·K, dim] their item ID rows (zero: none)
   uW: tf.Tensor; // [B, K] normalised interaction weights (0 for padding)
   iX: tf.Tensor; // [2B, 3·dim] positives then negatives
+  iId: tf.Tensor; // [2B, dim] their item ID rows (zero: none, or the cold path)
   iUsers: tf.Tensor; // [2B, dim] mean profile of the item's users (0 when none or dropped)
   iCold: tf.Tensor; // [2B, 1] 1 where the item takes the cold path (no users, or dropped)
   uRows: RowSources;
@@ -216,21 +227,27 @@ function putItem(
   }
 }
 
-/** [E_cat[c] ; Σ w_t E_tag[t] ; E_creator[a] (; E_item[i])] for every row: meta()'s input. */
-function lookUp(w: SageWeights, rows: RowSources, d: number, inputs: number): Float32Array {
+/** E_item[i] for every row (zero without an ID row): added inside meta(). */
+function lookUpIds(w: SageWeights, rows: RowSources, d: number): Float32Array {
+  const out = new Float32Array(rows.item.length * d);
+  rows.item.forEach((r, k) => {
+    if (r > 0) out.set(w.itemEmb.subarray(r * d, (r + 1) * d), k * d);
+  });
+  return out;
+}
+
+/** [E_cat[c] ; Σ w_t E_tag[t] ; E_creator[a]] for every row: the input of meta(). */
+function lookUp(w: SageWeights, rows: RowSources, d: number): Float32Array {
   const n = rows.cat.length;
-  const x = new Float32Array(n * inputs * d);
+  const x = new Float32Array(n * 3 * d);
   for (let r = 0; r < n; r++) {
-    const base = r * inputs * d;
+    const base = r * 3 * d;
     const c = (rows.cat[r] as number) * d;
     const a = (rows.cre[r] as number) * d;
-    const it = (rows.item[r] as number) * d;
     for (let j = 0; j < d; j++) {
       x[base + j] = w.catEmb[c + j] as number;
       x[base + 2 * d + j] = w.creatorEmb[a + j] as number;
     }
-    if (inputs === 4 && it > 0)
-      for (let j = 0; j < d; j++) x[base + 3 * d + j] = w.itemEmb[it + j] as number;
     for (let t = 0; t < rows.T; t++) {
       const tw = rows.tagW[r * rows.T + t] as number;
       if (tw === 0) continue;
@@ -256,7 +273,6 @@ function buildBatch(
   const K = config.userFanout;
   const T = config.maxTags;
   const d = config.dim;
-  const inputs = metaInputsOf(config);
   const uRows = rowSources(B * K, T);
   const iRows = rowSources(2 * B, T);
   const uW = new Float32Array(B * K);
@@ -287,9 +303,11 @@ function buildBatch(
     }
   }
   return {
-    uX: tf.tensor2d(lookUp(weights, uRows, d, inputs), [B * K, inputs * d]),
+    uX: tf.tensor2d(lookUp(weights, uRows, d), [B * K, 3 * d]),
+    uId: tf.tensor2d(lookUpIds(weights, uRows, d), [B * K, d]),
     uW: tf.tensor2d(uW, [B, K]),
-    iX: tf.tensor2d(lookUp(weights, iRows, d, inputs), [2 * B, inputs * d]),
+    iX: tf.tensor2d(lookUp(weights, iRows, d), [2 * B, 3 * d]),
+    iId: tf.tensor2d(lookUpIds(weights, iRows, d), [2 * B, d]),
     iUsers: tf.tensor2d(iUsers, [2 * B, d]),
     iCold: tf.tensor2d(iCold, [2 * B, 1]),
     uRows,
@@ -305,7 +323,6 @@ class SparseTables {
     w: SageWeights,
     private readonly d: number,
     lr: number,
-    private readonly inputs: number,
   ) {
     this.tables = {
       catEmb: new EmbeddingTable(d, w.catEmb, lr),
@@ -315,17 +332,14 @@ class SparseTables {
     };
   }
 
-  /** Applies the gradient of looked-up rows (`grad` is [rows, inputs·dim]) to their table rows. */
+  /** Applies the gradient of looked-up rows (`grad` is [rows, 3·dim]) to their table rows. */
   apply(rows: RowSources, grad: Float32Array): void {
     const d = this.d;
-    const { catEmb, tagEmb, creatorEmb, itemEmb } = this.tables;
+    const { catEmb, tagEmb, creatorEmb } = this.tables;
     for (let r = 0; r < rows.cat.length; r++) {
-      const base = r * this.inputs * d;
+      const base = r * 3 * d;
       catEmb.accumulate(rows.cat[r] as number, grad, base);
       creatorEmb.accumulate(rows.cre[r] as number, grad, base + 2 * d);
-      // Row 0 is the zero row of items without one: it is never trained.
-      const it = rows.item[r] as number;
-      if (this.inputs === 4 && it > 0) itemEmb.accumulate(it, grad, base + 3 * d);
       for (let t = 0; t < rows.T; t++) {
         const tw = rows.tagW[r * rows.T + t] as number;
         if (tw !== 0) tagEmb.accumulate(rows.tags[r * rows.T + t] as number, grad, base + d, tw);
@@ -333,17 +347,32 @@ class SparseTables {
     }
     for (const table of SPARSE) this.tables[table].step();
   }
+
+  /** Applies the gradient of looked-up ID rows (`grad` is [rows, dim]); row 0 never moves. */
+  applyIds(rows: RowSources, grad: Float32Array): void {
+    const { itemEmb } = this.tables;
+    rows.item.forEach((r, k) => itemEmb.accumulate(r, grad, k * this.d));
+    itemEmb.step();
+  }
 }
 
-/** meta() of sage-model.ts on looked-up rows. */
-function metaRep(v: Vars, x: tf.Tensor): tf.Tensor {
-  return tf.tanh(matMul(x, v.wMeta).add(v.bMeta));
+/** meta() of sage-model.ts on looked-up rows and their ID rows. */
+function metaRep(v: Vars, x: tf.Tensor, ids: tf.Tensor | null): tf.Tensor {
+  const linear = matMul(x, v.wMeta).add(v.bMeta);
+  return tf.tanh(ids ? linear.add(ids) : linear);
+}
+
+/** The batch's looked-up rows, as variables (their gradients go to the sparse tables). */
+interface Looked {
+  uX: tf.Tensor;
+  iX: tf.Tensor;
+  uId: tf.Tensor;
+  iId: tf.Tensor;
 }
 
 function bprLoss(
   v: Vars,
-  uX: tf.Tensor,
-  iX: tf.Tensor,
+  { uX, iX, uId, iId }: Looked,
   x: BatchInputs,
   config: SageConfig,
   l2: number,
@@ -351,10 +380,11 @@ function bprLoss(
   const d = config.dim;
   const B = x.uW.shape[0] as number;
   const K = config.userFanout;
-  const clicked = metaRep(v, uX).reshape([B, K, d]);
+  const ids = config.idEmbeddings;
+  const clicked = metaRep(v, uX, ids ? uId : null).reshape([B, K, d]);
   const profile = clicked.mul(x.uW.reshape([B, K, 1])).sum(1);
   const query = matMul(profile, v.wQuery).add(v.bQuery);
-  const meta = metaRep(v, iX);
+  const meta = metaRep(v, iX, ids ? iId : null);
   const warm = matMul(meta, v.wSelf).add(matMul(x.iUsers, v.wUsers)).add(v.bItem);
   const cold = matMul(meta, v.wCold).add(v.bCold);
   const items = cold.mul(x.iCold).add(warm.mul(tf.sub(1, x.iCold)));
@@ -366,14 +396,14 @@ function bprLoss(
   return bpr.add(reg) as tf.Scalar;
 }
 
-function shapeOf(name: DenseName, d: number, inputs: number): number[] {
-  if (name === 'wMeta') return [inputs * d, d];
+function shapeOf(name: DenseName, d: number): number[] {
+  if (name === 'wMeta') return [3 * d, d];
   if (name.startsWith('b')) return [d];
   return [d, d];
 }
 
-function tensorOf(name: DenseName, w: SageWeights, config: SageConfig): tf.Tensor {
-  return tf.tensor(w[name], shapeOf(name, config.dim, metaInputsOf(config)), 'float32');
+function tensorOf(name: DenseName, w: SageWeights, d: number): tf.Tensor {
+  return tf.tensor(w[name], shapeOf(name, d), 'float32');
 }
 
 /**
@@ -427,9 +457,6 @@ function initialWeights(
 ): SageWeights {
   const d = config.dim;
   if (warm && warm.dim !== d) throw new Error(`warm start needs dim ${warm.dim}, got ${d}`);
-  const inputs = metaInputsOf(config);
-  if (warm && warm.metaInputs !== inputs)
-    throw new Error('warm start needs the same idEmbeddings setting as the earlier model');
   const table = (names: string[], old: { names: string[]; emb: Float32Array } | undefined) => {
     const out = new Float32Array(names.length * d);
     const oldIndex = new Map(old?.names.map((n, i) => [n, i]));
@@ -478,7 +505,7 @@ function initialWeights(
     tagEmb: table(tags, w && { names: w.tags, emb: w.tagEmb }),
     creatorEmb: table(creators, w && { names: w.creators, emb: w.creatorEmb }),
     itemEmb,
-    wMeta: w ? w.wMeta.slice() : glorot(inputs * d, d),
+    wMeta: w ? w.wMeta.slice() : glorot(3 * d, d),
     bMeta: w ? w.bMeta.slice() : new Float32Array(d),
     wQuery: w ? w.wQuery.slice() : glorot(d, d),
     bQuery: w ? w.bQuery.slice() : new Float32Array(d),
