@@ -351,7 +351,8 @@ class SparseTables {
   /** Applies the gradient of looked-up ID rows (`grad` is [rows, dim]); row 0 never moves. */
   applyIds(rows: RowSources, grad: Float32Array): void {
     const { itemEmb } = this.tables;
-    rows.item.forEach((r, k) => itemEmb.accumulate(r, grad, k * this.d));
+    for (let k = 0; k < rows.item.length; k++)
+      itemEmb.accumulate(rows.item[k] as number, grad, k * this.d);
     itemEmb.step();
   }
 }
