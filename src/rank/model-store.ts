@@ -79,7 +79,7 @@ export class RankerModelStore {
       ...names.map((n) => w.net.get(n) as Float32Array),
       ...ID_FIELDS.map((f) => w.tables[f]),
     ];
-    const version = await this.files.write(
+    return this.files.publish(
       (v): RankerManifest => ({
         format: 'recmaster-ranker/1',
         version: v,
@@ -93,9 +93,8 @@ export class RankerModelStore {
         training,
       }),
       arrays,
+      publish,
     );
-    if (publish) await this.files.setCurrent(version);
-    return version;
   }
 
   /** The version servers should use now (null before the first model). */

@@ -62,7 +62,8 @@ export class VersionedDir {
 
   /**
    * Writes a new version (numbered after the newest) and returns its name. `manifest` gets the
-   * name it will have. Does not move the `current` pointer: publishing is a separate decision.
+   * name it will have. Does not move the `current` pointer: publishing is a separate decision;
+   * `publish` does both and prunes after the pointer has moved.
    */
   async write(
     manifest: (version: string) => object,
@@ -81,6 +82,21 @@ export class VersionedDir {
     await writeSynced(path.join(tmp, 'weights.bin'), bytes);
     await writeSynced(path.join(tmp, 'model.json'), JSON.stringify(manifest(version)));
     await rename(tmp, path.join(this.dir, version));
+    return version;
+  }
+
+  /**
+   * Writes a new version; with `makeCurrent`, points serving at it. Old versions beyond `keep`
+   * are removed last, once readers can already see the new pointer (removing them first put
+   * a directory removal on every online publish's path to serving).
+   */
+  async publish(
+    manifest: (version: string) => object,
+    arrays: readonly Float32Array[],
+    makeCurrent = true,
+  ): Promise<string> {
+    const version = await this.write(manifest, arrays);
+    if (makeCurrent) await this.setCurrent(version);
     await this.prune();
     return version;
   }
