@@ -24,6 +24,17 @@ describe('embedding table (row-wise Adagrad)', () => {
     assert.throws(() => new EmbeddingTable(3, new Float32Array(8), 0.1), /multiple of dim 3/);
   });
 
+  test('a step that writes a non-finite value marks the table (a guard need not scan it)', () => {
+    const table = new EmbeddingTable(2, new Float32Array(8).fill(1), 0.1, 0);
+    table.accumulate(1, [1, 1], 0);
+    table.step();
+    assert.equal(table.finite, true, 'finite after a normal step');
+    table.accumulate(2, [Number.NaN, 0], 0);
+    table.step();
+    assert.equal(table.finite, false, 'a NaN gradient made row 2 NaN');
+    assert.ok(Number.isNaN(table.row(2)[0] as number), 'the NaN is in the row');
+  });
+
   test('hashed rows are stable, in range and never the reserved row', () => {
     const seen = new Set<number>();
     for (let i = 0; i < 1000; i++) {

@@ -202,7 +202,8 @@ export class OnlineTrainer {
     }
     lap('trainMs');
     const weights = this.working.weights();
-    if (!refused && !finite(weights)) refused = 'non-finite weights';
+    if (!refused && !(this.working.tablesFinite && netFinite(weights)))
+      refused = 'non-finite weights';
     let holdoutAuc: number | null = null;
     let servingAuc: number | null = null;
     if (!refused) {
@@ -244,6 +245,8 @@ export class OnlineTrainer {
         holdoutAuc,
         from: this.servingVersion,
       },
+      true,
+      weights,
     );
     lap('saveMs');
     this.servingWeights = weights;
@@ -326,7 +329,8 @@ export class OnlineTrainer {
   }
 }
 
-function finite(w: RankerWeights): boolean {
+/** The dense net's weights (small); the ID tables track their own finiteness as they step. */
+function netFinite(w: RankerWeights): boolean {
   for (const a of w.net.values()) if (!allFinite(a)) return false;
-  return Object.values(w.tables).every(allFinite);
+  return true;
 }

@@ -7,7 +7,7 @@ import { RecmasterError } from '../errors.js';
 import type { Rng } from '../util/rng.js';
 import { manifestFields, splitFloats, VersionedDir } from '../util/versioned-dir.js';
 import { MultiTaskNet } from './multitask.js';
-import { type IdField, Ranker, type RankerConfig } from './ranker.js';
+import { type IdField, Ranker, type RankerConfig, type RankerWeights } from './ranker.js';
 
 const ID_FIELDS = ['user', 'item', 'category', 'creator', 'tag'] as const;
 const count = z
@@ -72,8 +72,9 @@ export class RankerModelStore {
     featureSlots: readonly string[],
     training: RankerManifest['training'],
     publish = true,
+    /** The ranker's weights when the caller has just taken them (saves copying them again). */
+    w: RankerWeights = ranker.weights(),
   ): Promise<string> {
-    const w = ranker.weights();
     const names = [...w.net.keys()];
     const arrays = [
       ...names.map((n) => w.net.get(n) as Float32Array),

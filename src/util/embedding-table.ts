@@ -7,6 +7,7 @@ export class EmbeddingTable {
   readonly weights: Float32Array;
   private readonly acc: Float32Array;
   private readonly pending = new Map<number, Float32Array>();
+  private nonFinite = false;
 
   /**
    * `weights` is [rows, dim] and is updated in place (pass an existing array to train it).
@@ -22,6 +23,14 @@ export class EmbeddingTable {
       throw new Error(`embedding table: ${weights.length} values is not a multiple of dim ${dim}`);
     this.weights = weights;
     this.acc = new Float32Array(weights.length).fill(initialAccumulator);
+  }
+
+  /**
+   * False once a step has written a non-finite value (checked on the rows it touched, so a
+   * guard need not scan the whole table; weights passed in are assumed finite).
+   */
+  get finite(): boolean {
+    return !this.nonFinite;
   }
 
   get rows(): number {
@@ -57,7 +66,9 @@ export class EmbeddingTable {
         if (gj === 0) continue; // no step, and no 0/0 with a zero accumulator
         const a = (acc[base + j] as number) + gj * gj;
         acc[base + j] = a;
-        w[base + j] = (w[base + j] as number) - (this.learningRate * gj) / Math.sqrt(a);
+        const next = (w[base + j] as number) - (this.learningRate * gj) / Math.sqrt(a);
+        w[base + j] = next;
+        if (!Number.isFinite(next)) this.nonFinite = true;
       }
     }
     this.pending.clear();
