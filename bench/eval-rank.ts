@@ -16,6 +16,7 @@
 //   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10]
 import { parseArgs } from 'node:util';
 import type { LabelledSample } from '../src/events/schemas.js';
+import { DEFAULT_SAGE_CONFIG } from '../src/graph/sage-model.js';
 import { trainOffline } from '../src/learn/offline-train.js';
 import { examplesOf } from '../src/learn/samples.js';
 import { EmbeddedStack, PhasedRecommender } from '../src/loop/stack.js';
@@ -39,6 +40,8 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '17' },
     'sweep-samples': { type: 'string', default: '12000' },
     'sweep-epochs': { type: 'string', default: '15' },
+    /** 'false': GraphSAGE without item ID rows (what recall and ctx.gnn_score were before). */
+    'gnn-id-embeddings': { type: 'string', default: 'true' },
   },
 });
 const say = (msg: string) => process.stderr.write(`[eval:rank] ${msg}\n`);
@@ -82,7 +85,10 @@ async function main() {
           atMs: startTime + warmupS * 1000,
           setup: async () => {
             say(`warm-up done at ${sim.stats.simulatedS.toFixed(0)} s: training GraphSAGE`);
-            const version = await stack.trainGnn(3);
+            const version = await stack.trainGnn(3, undefined, {
+              ...DEFAULT_SAGE_CONFIG,
+              idEmbeddings: args['gnn-id-embeddings'] !== 'false',
+            });
             say(`GraphSAGE ${version}; the server takes over (bootstrap: uniform over recall)`);
             return (await stack.startServer({ seed })).service;
           },

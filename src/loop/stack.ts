@@ -11,7 +11,7 @@ import { Topics } from '../events/topics.js';
 import { FeatureEngine } from '../features/engine.js';
 import { InteractionGraph } from '../graph/graph.js';
 import { GraphModelStore } from '../graph/model-store.js';
-import { DEFAULT_SAGE_CONFIG } from '../graph/sage-model.js';
+import { DEFAULT_SAGE_CONFIG, type SageConfig } from '../graph/sage-model.js';
 import { trainSage } from '../graph/sage-trainer.js';
 import { Joiner } from '../learn/joiner.js';
 import { createServer, type RecommendServer, type ServerOptions } from '../serve/server.js';
@@ -85,6 +85,8 @@ export class EmbeddedStack {
   async trainGnn(
     epochs: number,
     onProgress?: (p: { epoch: number; step: number; steps: number; loss: number }) => void,
+    /** For a new model (a warm start keeps the earlier model's config). */
+    config: SageConfig = DEFAULT_SAGE_CONFIG,
   ): Promise<string> {
     const graph = new InteractionGraph();
     await new LogFollower(this.bus, [Topics.items, Topics.feedback]).catchUp((events) => {
@@ -95,7 +97,7 @@ export class EmbeddedStack {
     const { model, steps, finalLoss } = await trainSage(
       graph,
       { epochs, seed: 1, ...(onProgress ? { onProgress } : {}) },
-      warm?.model.config ?? DEFAULT_SAGE_CONFIG,
+      warm?.model.config ?? config,
       warm?.model,
     );
     return store.save(model, { steps, loss: finalLoss, from: warm?.version ?? null });
