@@ -607,7 +607,7 @@ export class FeatureEngine {
       // before the checkpoint says so (a restart would not write them again). Writes are
       // issued one at a time, so the one in flight now is the last of them.
       await this.writing;
-      if (this.writeError !== undefined) throw this.writeError;
+      this.throwIfWriteFailed();
       await this.checkpoints.save(changes);
       // The group offsets are informational (the checkpoint is what a restart resumes from).
       await this.behaviour.commit(changes.meta.behaviour);

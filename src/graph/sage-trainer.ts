@@ -150,7 +150,7 @@ export async function trainSage(
           sparse.applyIds(inputs.iRows, await grad(iId));
         }
         loss = (await value.data())[0] as number;
-        tf.dispose([value, ...[uX, iX, uId, iId], inputs.uX, inputs.iX, inputs.uId, inputs.iId]);
+        tf.dispose([value, uX, iX, uId, iId, inputs.uX, inputs.iX, inputs.uId, inputs.iId]);
         tf.dispose([inputs.uW, inputs.iUsers, inputs.iCold]);
         tf.dispose(Object.values(grads));
         if (!Number.isFinite(loss))
