@@ -15,6 +15,7 @@
 //               metadata-explained part and no quality: the best any metadata-only model can do
 //
 //   npm run eval:recall [-- --users 2000 --items 5000 --train-s 3600 --holdout-s 1200 --epochs 12]
+//   (also --dim, --id-embeddings false, --item-fanout, --user-fanout, --query-fanout, rates)
 import { parseArgs } from 'node:util';
 import type { Event } from '../src/events/schemas.js';
 import { InteractionGraph } from '../src/graph/graph.js';
@@ -38,6 +39,8 @@ const { values: args } = parseArgs({
     'item-fanout': { type: 'string' },
     'user-fanout': { type: 'string' },
     'query-fanout': { type: 'string' },
+    dim: { type: 'string' },
+    'id-embeddings': { type: 'string' },
     seed: { type: 'string', default: '7' },
     k: { type: 'string', default: '100' },
   },
@@ -117,6 +120,8 @@ const trained = await trainSage(
     ...(args['item-fanout'] ? { itemFanout: Number(args['item-fanout']) } : {}),
     ...(args['user-fanout'] ? { userFanout: Number(args['user-fanout']) } : {}),
     ...(args['query-fanout'] ? { queryFanout: Number(args['query-fanout']) } : {}),
+    ...(args.dim ? { dim: Number(args.dim) } : {}),
+    ...(args['id-embeddings'] ? { idEmbeddings: args['id-embeddings'] !== 'false' } : {}),
   },
 );
 say(`trained in ${trained.seconds.toFixed(1)} s (${trained.steps} steps)`);
