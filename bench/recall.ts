@@ -52,11 +52,15 @@ async function measureAnnInChild(o: {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...argv], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Not outliving this benchmark if it dies (a 1M-vector build runs for minutes).
+  const kill = () => child.kill();
+  process.once('exit', kill);
   let out = '';
   child.stdout.on('data', (d) => {
     out += String(d);
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  process.off('exit', kill);
   const last = out.trim().split('\n').at(-1) ?? '';
   if (code !== 0) throw new Error(`bench/ann.ts failed (exit ${code}): ${last}`);
   return JSON.parse(last) as AnnResult;
