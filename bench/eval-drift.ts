@@ -171,40 +171,29 @@ async function main() {
     const before = finalLoop.rollingAuc(Number.NEGATIVE_INFINITY, driftAt);
     const after = finalLoop.rollingAuc(driftAt);
     const post = finalLoop.history().filter((s) => s.ts >= driftAt);
+    type Scored = (typeof post)[number];
+    /** Click AUC of one arm's scores over some samples; null without a click among them. */
+    const aucOf = (samples: Scored[], score: 'online' | 'frozen') =>
+      samples.some((s) => s.clicked === 1)
+        ? auc(
+            samples.map((s) => s[score]),
+            samples.map((s) => s.clicked),
+          )
+        : null;
     const recoverAt = (score: 'online' | 'frozen') => {
       const target = 0.98 * (before.aucOnline ?? 1);
       for (let k = window; k <= post.length; k += 100) {
-        const w = post.slice(k - window, k);
-        const labels = w.map((s) => s.clicked);
-        if (!labels.some((l) => l === 1)) continue;
-        if (
-          auc(
-            w.map((s) => s[score]),
-            labels,
-          ) >= target
-        )
-          return k;
+        const a = aucOf(post.slice(k - window, k), score);
+        if (a !== null && a >= target) return k;
       }
       return null;
     };
     const firstWindow = post.slice(0, window);
-    const dip = (score: 'online' | 'frozen') =>
-      firstWindow.some((s) => s.clicked === 1)
-        ? auc(
-            firstWindow.map((s) => s[score]),
-            firstWindow.map((s) => s.clicked),
-          )
-        : null;
+    const dip = (score: 'online' | 'frozen') => aucOf(firstWindow, score);
     // All post-drift samples after the first window: ~100× the samples of one window, so the
     // online-vs-frozen difference is not one window's noise.
     const settled = post.slice(window);
-    const settledAuc = (score: 'online' | 'frozen') =>
-      settled.some((s) => s.clicked === 1)
-        ? auc(
-            settled.map((s) => s[score]),
-            settled.map((s) => s.clicked),
-          )
-        : null;
+    const settledAuc = (score: 'online' | 'frozen') => aucOf(settled, score);
     const ctr = finalLoop.ctrBetween(driftAt);
     const ctrBefore = finalLoop.ctrBetween(loopAt, driftAt);
     const r4 = (x: number | null) => (x === null ? null : Number(x.toFixed(4)));
