@@ -22,8 +22,7 @@ import { registry } from '../util/metrics.js';
 import {
   type CheckpointChanges,
   CheckpointStore,
-  encodeSavedKey,
-  type SavedKey,
+  SavedKeyEncoder,
   type StreamMeta,
 } from './checkpoint.js';
 import {
@@ -104,6 +103,12 @@ interface KeyEntry {
   states: (FeatureState | undefined)[][];
   /** The newest event time over its states (-1 while empty): the row's as-of time. */
   maxTs: number;
+  /**
+   * The streams it has (or had) a state in, in stream-id order: a row is the sum over these
+   * only (a user's keys live in two of the eight streams), and reading a per-stream array
+   * past its end is a slow path in V8.
+   */
+  streams: number[];
 }
 
 interface EntityFeatures {
@@ -137,12 +142,15 @@ export class FeatureEngine {
   private readonly streamByTopic = new Map<string, number[]>();
   private readonly streamMeta: StreamMeta[] = [];
   /**
-   * Stream indexes in stream-id order: partial states are combined in this order, so a
+   * Each stream's rank in stream-id order: partial states are combined in this order, so a
    * float sum comes out bit for bit the same whatever order the streams first appeared in.
+   * A new stream shifts ranks but not the relative order of the others, so the sorted
+   * per-key lists stay sorted.
    */
-  private streamOrder: number[] = [];
+  private streamRank: number[] = [];
   private readonly keys = new Map<string, KeyEntry>();
   private readonly catalogue = new Map<string, string>();
+  private readonly encoder = new SavedKeyEncoder();
   private readonly freshness: Histogram;
   private readonly counters = {
     events: 0,
@@ -246,15 +254,22 @@ export class FeatureEngine {
       const entity = entityKey.slice(0, sep) as Entity;
       const group = this.byEntity.get(entity);
       if (!group) continue; // an entity no feature uses any more
-      const entry: KeyEntry = { entity, key: entityKey.slice(sep + 1), states: [], maxTs: -1 };
+      const entry: KeyEntry = {
+        entity,
+        key: entityKey.slice(sep + 1),
+        states: [],
+        maxTs: -1,
+        streams: [],
+      };
       for (const [streamId, feature, json] of saved) {
         const index = group.aggregates.findIndex((f) => f.name === feature);
         const def = group.aggregates[index];
         if (!def) continue; // a feature removed from the catalogue since
-        const perStream = statesOf(entry, index);
-        perStream[this.stream(streamId)] = deserializeState(def, json, {
+        const si = this.stream(streamId);
+        statesOf(entry, index)[si] = deserializeState(def, json, {
           allowedLatenessMs: this.lateness,
         });
+        this.addStream(entry, si);
       }
       entry.maxTs = newestEventTime(entry);
       this.keys.set(entityKey, entry);
@@ -274,9 +289,13 @@ export class FeatureEngine {
       this.streamIds.push(id);
       this.streamIndex.set(id, index);
       this.streamMeta.push({ maxTs: null, processed: 0 });
-      this.streamOrder = this.streamIds
+      const order = this.streamIds
         .map((_, i) => i)
         .sort((a, b) => compareIds(this.streamIds[a], this.streamIds[b]));
+      this.streamRank = [];
+      order.forEach((si, rank) => {
+        this.streamRank[si] = rank;
+      });
       let byPartition = this.streamByTopic.get(id.slice(0, id.lastIndexOf('/')));
       if (!byPartition) {
         byPartition = [];
@@ -285,6 +304,16 @@ export class FeatureEngine {
       byPartition[Number(id.slice(id.lastIndexOf('/') + 1))] = index;
     }
     return index;
+  }
+
+  /** Notes that a key has a state in a stream, keeping its list in stream-id order. */
+  private addStream(entry: KeyEntry, si: number): void {
+    const streams = entry.streams;
+    if (streams.includes(si)) return;
+    const rank = this.streamRank[si] as number;
+    let at = streams.length;
+    while (at > 0 && (this.streamRank[streams[at - 1] as number] as number) > rank) at -= 1;
+    streams.splice(at, 0, si);
   }
 
   /** The stream index of a record, without building its id string (the per-event path). */
@@ -417,7 +446,7 @@ export class FeatureEngine {
       const entityKey = `${entity}:${key}`;
       let entry = this.keys.get(entityKey);
       if (!entry) {
-        entry = { entity, key, states: [], maxTs: -1 };
+        entry = { entity, key, states: [], maxTs: -1, streams: [] };
         this.keys.set(entityKey, entry);
       } else {
         this.preserve(entry);
@@ -425,10 +454,11 @@ export class FeatureEngine {
       let applied = false;
       for (const { def, index } of features) {
         const perStream = statesOf(entry, index);
-        let state = perStream[streamIndex];
+        let state = streamIndex < perStream.length ? perStream[streamIndex] : undefined;
         if (!state) {
           state = createState(def, { allowedLatenessMs: this.lateness });
           perStream[streamIndex] = state;
+          this.addStream(entry, streamIndex);
         }
         const agg = def.aggregation;
         const result =
@@ -476,6 +506,7 @@ export class FeatureEngine {
   private materialize(entry: KeyEntry): FeatureRow | null {
     const group = this.byEntity.get(entry.entity) as EntityFeatures;
     const states = entry.states;
+    const streams = entry.streams;
     const asOf = entry.maxTs;
     if (asOf < 0) return null;
     const values: Record<string, FeatureValue> = {};
@@ -485,17 +516,19 @@ export class FeatureEngine {
       const perStream = states[fi];
       if (def.aggregation.kind === 'last_n') {
         const seqs: LastNState[] = [];
-        for (const si of this.streamOrder) {
-          const s = perStream?.[si];
-          if (s) seqs.push(s as LastNState);
+        if (perStream !== undefined) {
+          for (const si of streams) {
+            const s = si < perStream.length ? perStream[si] : undefined;
+            if (s) seqs.push(s as LastNState);
+          }
         }
         values[def.name] = mergeLastN(seqs, def.aggregation.n);
         continue;
       }
       let sum = 0;
       if (perStream !== undefined) {
-        for (const si of this.streamOrder) {
-          const s = perStream[si];
+        for (const si of streams) {
+          const s = si < perStream.length ? perStream[si] : undefined;
           if (s !== undefined) sum += (s as NumericState).read(asOf);
         }
       }
@@ -549,18 +582,19 @@ export class FeatureEngine {
 
   private encodeEntry(entry: KeyEntry): Buffer | null {
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
-    const saved: SavedKey = [];
-    entry.states.forEach((perStream, fi) => {
-      perStream?.forEach((state, si) => {
+    const encoder = this.encoder;
+    encoder.begin();
+    const states = entry.states;
+    for (let fi = 0; fi < states.length; fi++) {
+      const perStream = states[fi];
+      if (perStream === undefined) continue;
+      for (let si = 0; si < perStream.length; si++) {
+        const state = perStream[si];
         if (state)
-          saved.push([
-            this.streamIds[si] as string,
-            (defs[fi] as AggregateFeature).name,
-            state.serialize(),
-          ]);
-      });
-    });
-    return saved.length > 0 ? encodeSavedKey(saved) : null;
+          encoder.add(this.streamIds[si] as string, (defs[fi] as AggregateFeature).name, state);
+      }
+    }
+    return encoder.end();
   }
 
   /** Encodes pending keys for about `budgetMs`; writes the checkpoint once none are left. */

@@ -15,6 +15,7 @@
 // - maxEventTimeMs: the newest event time included (freshness, TTL), null while empty.
 import { z } from 'zod';
 import { RecmasterError } from '../errors.js';
+import type { BinaryReader, BinaryWriter } from '../util/binary.js';
 import type { AggregateFeature } from './definitions.js';
 
 export type AddResult = 'applied' | 'late';
@@ -246,6 +247,24 @@ export class SlidingWindowState {
     };
   }
 
+  /** What serialize() says, in binary (readStateBinary reads it back as the same JSON). */
+  writeTo(w: BinaryWriter): void {
+    w.u8(KIND_CODE.sliding);
+    w.f64(this.sizeMs);
+    w.f64(this.slideMs);
+    w.u8(MEASURE_CODE[this.measure]);
+    w.f64(this.maxTs ?? Number.NaN);
+    w.f64(this.headSum);
+    w.f64(this.headCount);
+    const n = this.idx.length;
+    w.u32(n);
+    for (let i = 0; i < n; i++) {
+      w.f64(this.idx[i] as number);
+      w.f64(this.sums[i] as number);
+      w.f64(this.counts[i] as number);
+    }
+  }
+
   /** Restores buckets; with a smaller lateness than when saved, the oldest buckets are dropped. */
   static fromJson(
     json: z.infer<typeof SlidingJson>,
@@ -330,6 +349,14 @@ export class DecayedState {
     };
   }
 
+  writeTo(w: BinaryWriter): void {
+    w.u8(KIND_CODE.decayed);
+    w.f64(this.halfLifeMs);
+    w.u8(MEASURE_CODE[this.measure]);
+    w.f64(this.ref ?? Number.NaN);
+    w.f64(this.value);
+  }
+
   static fromJson(json: z.infer<typeof DecayedJson>): DecayedState {
     const state = new DecayedState(json.halfLifeMs, json.measure);
     state.value = json.maxEventTimeMs === null ? 0 : json.value;
@@ -373,6 +400,14 @@ export class UnboundedState {
       sum: this.sum,
       count: this.count,
     };
+  }
+
+  writeTo(w: BinaryWriter): void {
+    w.u8(KIND_CODE.unbounded);
+    w.u8(MEASURE_CODE[this.measure]);
+    w.f64(this.maxTs ?? Number.NaN);
+    w.f64(this.sum);
+    w.f64(this.count);
   }
 
   static fromJson(json: z.infer<typeof UnboundedJson>): UnboundedState {
@@ -451,6 +486,19 @@ export class LastNState {
     };
   }
 
+  writeTo(w: BinaryWriter): void {
+    w.u8(KIND_CODE.last_n);
+    w.u32(this.n);
+    w.u8(this.dedupeConsecutive ? 1 : 0);
+    w.f64(this.maxTs ?? Number.NaN);
+    const m = this.times.length;
+    w.u32(m);
+    for (let i = 0; i < m; i++) {
+      w.f64(this.times[i] as number);
+      w.str(this.ids[i] ?? '');
+    }
+  }
+
   static fromJson(json: z.infer<typeof LastNJson>): LastNState {
     const state = new LastNState(json.n, json.dedupeConsecutive);
     const entries = json.entries.slice(-json.n);
@@ -458,6 +506,61 @@ export class LastNState {
     state.ids = entries.map((e) => e[1]);
     state.maxTs = json.maxEventTimeMs;
     return state;
+  }
+}
+
+const KIND_CODE = { sliding: 1, decayed: 2, unbounded: 3, last_n: 4 } as const;
+const MEASURE_CODE = { count: 0, sum: 1 } as const;
+const MEASURES: readonly Measure[] = ['count', 'sum'];
+
+/**
+ * Reads one state written by `writeTo` back as the JSON `serialize()` gives, so a restore
+ * goes through the same validation (deserializeState) whichever form was saved.
+ */
+export function readStateBinary(r: BinaryReader): StateJson {
+  const kind = r.u8();
+  const measure = () => MEASURES[r.u8()] ?? 'invalid';
+  const time = () => {
+    const t = r.f64();
+    return Number.isNaN(t) ? null : t;
+  };
+  switch (kind) {
+    case KIND_CODE.sliding: {
+      const head = {
+        sizeMs: r.f64(),
+        slideMs: r.f64(),
+        measure: measure(),
+        maxEventTimeMs: time(),
+      };
+      const headTotals: [number, number] = [r.f64(), r.f64()];
+      const buckets: [number, number, number][] = [];
+      for (let n = r.u32(); n > 0; n--) buckets.push([r.f64(), r.f64(), r.f64()]);
+      return { kind: 'sliding', ...head, buckets, headTotals } as StateJson;
+    }
+    case KIND_CODE.decayed:
+      return {
+        kind: 'decayed',
+        halfLifeMs: r.f64(),
+        measure: measure(),
+        maxEventTimeMs: time(),
+        value: r.f64(),
+      } as StateJson;
+    case KIND_CODE.unbounded:
+      return {
+        kind: 'unbounded',
+        measure: measure(),
+        maxEventTimeMs: time(),
+        sum: r.f64(),
+        count: r.f64(),
+      } as StateJson;
+    case KIND_CODE.last_n: {
+      const head = { n: r.u32(), dedupeConsecutive: r.u8() === 1, maxEventTimeMs: time() };
+      const entries: [number, string][] = [];
+      for (let m = r.u32(); m > 0; m--) entries.push([r.f64(), r.str()]);
+      return { kind: 'last_n', ...head, entries };
+    }
+    default:
+      throw new RecmasterError('E_STORE_FORMAT', `unknown state kind ${kind} in a snapshot`);
   }
 }
 

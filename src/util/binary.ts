@@ -1,0 +1,123 @@
+// A little-endian byte writer and reader for compact snapshots (the feature engine's
+// checkpoint). Numbers go in as float64 bit for bit, so a state restored from them continues
+// exactly as the original would have; strings as UTF-8 with a length.
+import { RecmasterError } from '../errors.js';
+
+export class BinaryWriter {
+  private buf: Buffer;
+  private view: DataView;
+  private at = 0;
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /** Starts a new value, reusing the buffer. */
+  reset(): void {
+    this.at = 0;
+  }
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+    this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
+  }
+
+  u8(n: number): void {
+    this.room(1);
+    this.view.setUint8(this.at, n);
+    this.at += 1;
+  }
+
+  u32(n: number): void {
+    this.room(4);
+    this.view.setUint32(this.at, n, true);
+    this.at += 4;
+  }
+
+  f64(n: number): void {
+    this.room(8);
+    this.view.setFloat64(this.at, n, true);
+    this.at += 8;
+  }
+
+  str(s: string): void {
+    const max = Buffer.byteLength(s, 'utf8');
+    this.u32(max);
+    this.room(max);
+    this.at += this.buf.write(s, this.at, 'utf8');
+  }
+
+  /** Bytes encoded beforehand (a string written often, see `encodeString`). */
+  raw(bytes: Uint8Array): void {
+    this.room(bytes.length);
+    this.buf.set(bytes, this.at);
+    this.at += bytes.length;
+  }
+
+  /** A copy of what was written since the last reset. */
+  bytes(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.at));
+  }
+}
+
+/** The bytes `str(s)` writes, to write a string used often with `raw`. */
+export function encodeString(s: string): Buffer {
+  const w = new BinaryWriter(Buffer.byteLength(s, 'utf8') + 4);
+  w.str(s);
+  return w.bytes();
+}
+
+export class BinaryReader {
+  private readonly buf: Buffer;
+  private readonly view: DataView;
+  private at: number;
+
+  constructor(buf: Buffer, start = 0) {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.at = start;
+  }
+
+  private need(bytes: number): void {
+    if (this.at + bytes > this.buf.length) {
+      throw new RecmasterError('E_STORE_FORMAT', `snapshot truncated at byte ${this.at}`);
+    }
+  }
+
+  get done(): boolean {
+    return this.at >= this.buf.length;
+  }
+
+  u8(): number {
+    this.need(1);
+    const n = this.view.getUint8(this.at);
+    this.at += 1;
+    return n;
+  }
+
+  u32(): number {
+    this.need(4);
+    const n = this.view.getUint32(this.at, true);
+    this.at += 4;
+    return n;
+  }
+
+  f64(): number {
+    this.need(8);
+    const n = this.view.getFloat64(this.at, true);
+    this.at += 8;
+    return n;
+  }
+
+  str(): string {
+    const length = this.u32();
+    this.need(length);
+    const s = this.buf.toString('utf8', this.at, this.at + length);
+    this.at += length;
+    return s;
+  }
+}
