@@ -144,6 +144,7 @@ describe('recommendation server', () => {
       },
       new Rng(2),
     );
+    const publishedAt = performance.timeOrigin + performance.now();
     const version = await new RankerModelStore(path.join(dir, 'ranker')).save(
       ranker,
       vectorizer.slots.map((s) => s.name),
@@ -158,6 +159,16 @@ describe('recommendation server', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.equal(body?.modelVersion, version, 'the new version serves');
+    // /readyz says since when (what bench:swap measures publish-to-serve with).
+    const ready = (await server.app.inject({ url: '/readyz' })).json() as {
+      modelVersion: string;
+      modelSinceMs: number;
+    };
+    assert.equal(ready.modelVersion, version);
+    assert.ok(
+      ready.modelSinceMs > publishedAt && ready.modelSinceMs <= Date.now() + 1,
+      `served since ${ready.modelSinceMs}, published at ${publishedAt}`,
+    );
     const finals = body?.items.map((i) => i.scores.final) ?? [];
     assert.ok(
       finals.every(

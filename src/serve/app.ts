@@ -35,6 +35,8 @@ export interface AppOptions {
   ready?: () => boolean;
   /** The model version serving now (reported by /readyz). */
   modelVersion?: () => string;
+  /** Since when it serves, epoch ms (reported by /readyz). */
+  modelSinceMs?: () => number | undefined;
   /** Largest request body, bytes. Default 1 MiB. */
   bodyLimit?: number;
 }
@@ -51,6 +53,13 @@ const RecommendBody = z.strictObject({
       ts: z.number().int().nonnegative().max(8.64e15).optional(),
     })
     .optional(),
+});
+
+const Readiness = z.object({
+  ready: z.boolean(),
+  modelVersion: z.string().optional(),
+  /** When that version started serving (epoch ms, fractional). */
+  modelSinceMs: z.number().optional(),
 });
 
 const RecommendResponse = z.object({
@@ -161,17 +170,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     {
       schema: {
         response: {
-          200: z.object({ ready: z.boolean(), modelVersion: z.string().optional() }),
-          503: z.object({ ready: z.boolean(), modelVersion: z.string().optional() }),
+          200: Readiness,
+          503: Readiness,
         },
       },
     },
     async (_req, reply) => {
       const ready = options.ready?.() ?? true;
       const version = options.modelVersion?.();
-      return reply
-        .code(ready ? 200 : 503)
-        .send({ ready, ...(version === undefined ? {} : { modelVersion: version }) });
+      const since = options.modelSinceMs?.();
+      return reply.code(ready ? 200 : 503).send({
+        ready,
+        ...(version === undefined ? {} : { modelVersion: version }),
+        ...(since === undefined ? {} : { modelSinceMs: since }),
+      });
     },
   );
 

@@ -101,14 +101,26 @@ export class RecommendService {
     return this.opts.live.graph;
   }
 
+  private modelSince: number | undefined;
+
   get modelVersion(): string {
     return this.model?.version ?? BOOTSTRAP_VERSION;
+  }
+
+  /**
+   * When the serving model started serving (epoch ms, sub-millisecond): comparable across
+   * processes on one machine, so a publisher can tell how long a version took to serve
+   * without its own polling delay in the figure.
+   */
+  get modelSinceMs(): number | undefined {
+    return this.modelSince;
   }
 
   /** Swaps the ranker between requests (scoring reads it once, synchronously). */
   setModel(model: RankerModel | null): RankerModel | null {
     const old = this.model;
     this.model = model;
+    this.modelSince = model ? performance.timeOrigin + performance.now() : undefined;
     return old;
   }
 

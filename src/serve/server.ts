@@ -120,6 +120,7 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
     publisher,
     recommender: { recommend: (req) => routed.recommend(req) },
     modelVersion: () => service.modelVersion,
+    modelSinceMs: () => service.modelSinceMs,
   });
   return {
     app,

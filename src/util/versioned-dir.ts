@@ -12,7 +12,7 @@
 // under a millisecond.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, open as openFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open as openFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { RecmasterError } from '../errors.js';
@@ -79,8 +79,10 @@ export class VersionedDir {
     const bytes = Buffer.concat(
       arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)),
     );
-    await writeSynced(path.join(tmp, 'weights.bin'), bytes);
-    await writeSynced(path.join(tmp, 'model.json'), JSON.stringify(manifest(version)));
+    await Promise.all([
+      writeSynced(path.join(tmp, 'weights.bin'), bytes),
+      writeSynced(path.join(tmp, 'model.json'), JSON.stringify(manifest(version))),
+    ]);
     await rename(tmp, path.join(this.dir, version));
     return version;
   }
@@ -175,10 +177,11 @@ export function splitFloats(
   return out;
 }
 
+/** Writes and fsyncs through one handle (each step is a trip to the thread pool). */
 async function writeSynced(file: string, data: string | Buffer): Promise<void> {
-  await writeFile(file, data);
-  const fh = await openFile(file, 'r');
+  const fh = await openFile(file, 'w');
   try {
+    await fh.writeFile(data);
     await fh.sync();
   } finally {
     await fh.close();
