@@ -305,7 +305,24 @@ export class Partition {
     maxRecords: number,
     maxBytes = 4 * 1024 * 1024,
   ): Promise<ConsumedRecord[]> {
-    if (!this.owner && offset >= this.endOffset) await this.load();
+    if (!this.owner && offset >= this.endOffset) {
+      // A reader at the tail reads the last segment it knows first: a new segment (or one
+      // removed by retention) only matters once that one stops growing. Listing the
+      // directory on every poll was a third of a live follower's file system calls.
+      if (this.segments.length > 0) {
+        const tail = await this.readKnown(offset, maxRecords, maxBytes);
+        if (tail.length > 0) return tail;
+      }
+      await this.load();
+    }
+    return this.readKnown(offset, maxRecords, maxBytes);
+  }
+
+  private async readKnown(
+    offset: number,
+    maxRecords: number,
+    maxBytes: number,
+  ): Promise<ConsumedRecord[]> {
     if (offset < this.startOffset) {
       throw new RecmasterError(
         'E_OFFSET_OUT_OF_RANGE',
