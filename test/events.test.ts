@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LogBus } from '../src/bus/index.js';
 import { isRecmasterError } from '../src/errors.js';
-import { decodeEvent, encodeEvent } from '../src/events/codec.js';
+import { decodeEvent, encodeEvent, passesFastCheck } from '../src/events/codec.js';
 import { EventPublisher } from '../src/events/publisher.js';
-import type { Event } from '../src/events/schemas.js';
+import { Event } from '../src/events/schemas.js';
 import { type DeadLetter, EventSubscriber } from '../src/events/subscriber.js';
 import { deadLetterTopic, Topics } from '../src/events/topics.js';
 import { registry } from '../src/util/metrics.js';
@@ -31,65 +31,115 @@ const item: Event = {
   createdAt: ts,
 };
 
+/** One valid event of each type. */
+const events: Event[] = [
+  item,
+  {
+    id: 'e2',
+    ts,
+    type: 'impression',
+    requestId: 'r1',
+    userId: 'u1',
+    itemId: 'i1',
+    position: 0,
+    modelVersion: 'v1',
+    source: 'ann',
+    scores: { ctr: 0.1, watch: 12, final: 0.5 },
+    features: { user_ctr_1h: 0.05, recent: ['i2', 'i3'] },
+  },
+  click(1),
+  {
+    id: 'e4',
+    ts,
+    type: 'watch',
+    requestId: 'r1',
+    userId: 'u1',
+    itemId: 'i1',
+    watchedS: 30,
+    durationS: 42,
+  },
+  {
+    id: 'e5',
+    ts,
+    type: 'sample',
+    impressionId: 'e2',
+    impressionTs: ts,
+    requestId: 'r1',
+    userId: 'u1',
+    itemId: 'i1',
+    position: 0,
+    modelVersion: 'v1',
+    clicked: true,
+    watchedS: 30,
+    durationS: 42,
+    features: {},
+  },
+  {
+    id: 'e6',
+    ts,
+    type: 'model_published',
+    model: 'ranker',
+    version: 'v2',
+    reason: 'trained on 100 samples',
+  },
+  { id: 'e7', ts, type: 'marker', name: 'drift', detail: { share: 0.3 } },
+];
+
 describe('event model', () => {
   test('every event type round-trips through the codec', () => {
-    const events: Event[] = [
-      item,
-      {
-        id: 'e2',
-        ts,
-        type: 'impression',
-        requestId: 'r1',
-        userId: 'u1',
-        itemId: 'i1',
-        position: 0,
-        modelVersion: 'v1',
-        source: 'ann',
-        scores: { ctr: 0.1, watch: 12, final: 0.5 },
-        features: { user_ctr_1h: 0.05, recent: ['i2', 'i3'] },
-      },
-      click(1),
-      {
-        id: 'e4',
-        ts,
-        type: 'watch',
-        requestId: 'r1',
-        userId: 'u1',
-        itemId: 'i1',
-        watchedS: 30,
-        durationS: 42,
-      },
-      {
-        id: 'e5',
-        ts,
-        type: 'sample',
-        impressionId: 'e2',
-        impressionTs: ts,
-        requestId: 'r1',
-        userId: 'u1',
-        itemId: 'i1',
-        position: 0,
-        modelVersion: 'v1',
-        clicked: true,
-        watchedS: 30,
-        durationS: 42,
-        features: {},
-      },
-      {
-        id: 'e6',
-        ts,
-        type: 'model_published',
-        model: 'ranker',
-        version: 'v2',
-        reason: 'trained on 100 samples',
-      },
-      { id: 'e7', ts, type: 'marker', name: 'drift', detail: { share: 0.3 } },
-    ];
     for (const e of events) {
       const decoded = decodeEvent(encodeEvent(e));
       assert.ok(decoded.ok, `${e.type} decodes`);
       assert.deepEqual(decoded.event, e);
     }
+  });
+
+  test('the fast check (ajv) and zod give the same verdict on valid and mutated events', () => {
+    const values: unknown[] = [
+      undefined,
+      null,
+      true,
+      0,
+      -1,
+      1.5,
+      8.64e15,
+      8.64e15 + 2,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      '',
+      'x',
+      'x'.repeat(129),
+      '😀'.repeat(128),
+      '😀'.repeat(129),
+      [],
+      ['a'],
+      [1, 'b'],
+      Array(300).fill('t'),
+      {},
+      { a: 1 },
+      { a: 'x' },
+      { a: [1, 'x'] },
+      { ['k'.repeat(200)]: 1 },
+    ];
+    let compared = 0;
+    for (const e of events) {
+      assert.ok(passesFastCheck(e), `${e.type}: a valid event passes the fast check`);
+      for (const key of [...Object.keys(e), 'surprise']) {
+        const { [key]: _, ...without } = e as Record<string, unknown>;
+        const variants: Record<string, unknown>[] = [
+          without,
+          ...values.map((value) => ({ ...e, [key]: value })),
+        ];
+        for (const v of variants) {
+          const zodSays = Event.safeParse(v).success;
+          assert.equal(passesFastCheck(v), zodSays, `${e.type}.${key} = ${String(v[key])}`);
+          compared++;
+        }
+      }
+    }
+    for (const v of [null, 'click', 3, [], { type: 'click' }, { type: 'teleport' }])
+      assert.equal(passesFastCheck(v), Event.safeParse(v).success);
+    assert.ok(compared > 1000, `${compared} mutations compared`);
   });
 
   test('invalid events are described, not thrown', () => {
