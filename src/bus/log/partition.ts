@@ -18,6 +18,9 @@ import {
 import { scanFrames } from './scan.js';
 import { parseSegmentFileName, Segment, segmentFileName } from './segment.js';
 
+/** First read of a reader's growing tail: a live poll finds a few KiB there (grown as needed). */
+const TAIL_CHUNK_BYTES = 64 * 1024;
+
 export type Durability = 'os' | 'fsync';
 
 export interface PartitionOptions {
@@ -336,27 +339,35 @@ export class Partition {
       const seg = this.segments[i] as Segment;
       const isLast = i === this.segments.length - 1;
       const file = await seg.reader();
-      // A reader trusts the file size of the growing tail only as far as frames verify.
-      const limit = this.owner || !isLast ? seg.bytes : (await file.stat()).size;
+      // A reader reads the growing tail to wherever its frames verify, in small chunks
+      // (a poll usually finds a few KiB there).
+      const tail = !this.owner && isLast;
+      const limit = tail ? Number.POSITIVE_INFINITY : seg.bytes;
       if (!isLast && next >= seg.endOffset) continue;
       let start = seg.seekPoint(next);
       // Past everything verified so far: resume from the frontier, not an older index entry.
       if (next >= seg.endOffset && seg.endOffset > start.offset) {
         start = { offset: seg.endOffset, position: seg.bytes };
       }
-      const result = await scanFrames(file, start, limit, (frame) => {
-        seg.noteRecord(frame.offset, frame.position);
-        if (frame.offset + frame.count <= next) return true;
-        forEachRecord(frame.chunk, frame.start, (i, key, value, appendTime) => {
-          const offset = frame.offset + i;
-          if (offset < next) return true;
-          out.push({ topic: this.topic, partition: this.id, offset, key, value, appendTime });
-          bytes += value.length;
-          return out.length < maxRecords;
-        });
-        return out.length < maxRecords && bytes < maxBytes;
-      });
-      if (!this.owner && isLast && result.offset > seg.endOffset) {
+      const result = await scanFrames(
+        file,
+        start,
+        limit,
+        (frame) => {
+          seg.noteRecord(frame.offset, frame.position);
+          if (frame.offset + frame.count <= next) return true;
+          forEachRecord(frame.chunk, frame.start, (i, key, value, appendTime) => {
+            const offset = frame.offset + i;
+            if (offset < next) return true;
+            out.push({ topic: this.topic, partition: this.id, offset, key, value, appendTime });
+            bytes += value.length;
+            return out.length < maxRecords;
+          });
+          return out.length < maxRecords && bytes < maxBytes;
+        },
+        tail ? TAIL_CHUNK_BYTES : undefined,
+      );
+      if (tail && result.offset > seg.endOffset) {
         seg.endOffset = result.offset;
         seg.bytes = result.position;
       }

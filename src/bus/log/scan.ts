@@ -35,22 +35,28 @@ export interface FrameView {
   position: number;
 }
 
-/** Visits frames from (offset, position) up to `limit` bytes; the visitor returns false to stop. */
+/**
+ * Visits frames from (offset, position) up to `limit` bytes, or to the end of the file when
+ * the limit is Infinity (a reader's growing tail: a short read is the end, which saves asking
+ * the file's size first); the visitor returns false to stop.
+ */
 export async function scanFrames(
   file: FileHandle,
   start: { offset: number; position: number },
   limit: number,
   visit: (frame: FrameView) => boolean,
+  chunkBytes = CHUNK_BYTES,
 ): Promise<ScanResult> {
   let offset = start.offset;
   let position = start.position;
-  let want = CHUNK_BYTES;
+  let want = chunkBytes;
   while (position < limit) {
     const size = Math.min(want, limit - position);
     const chunk = Buffer.allocUnsafe(size);
     const { bytesRead } = await file.read(chunk, 0, size, position);
     let p = 0;
-    want = CHUNK_BYTES;
+    // A full read means more is there: the next reads take whole chunks.
+    want = bytesRead === size ? Math.max(CHUNK_BYTES, chunkBytes) : chunkBytes;
     while (p < bytesRead) {
       const check = checkFrame(chunk, p, bytesRead);
       if (check.kind === 'invalid') {
@@ -62,7 +68,7 @@ export async function scanFrames(
         if (position + p + check.needed > limit || bytesRead < size) {
           return { offset, position: position + p, stop: { kind: 'partial' } };
         }
-        want = Math.max(CHUNK_BYTES, check.needed);
+        want = Math.max(want, check.needed);
         break;
       }
       const keepGoing = visit({
@@ -77,8 +83,10 @@ export async function scanFrames(
       p = check.end;
       if (!keepGoing) return { offset, position: position + p, stop: { kind: 'stopped' } };
     }
-    if (p === 0 && bytesRead < size) return { offset, position, stop: { kind: 'partial' } };
     position += p;
+    // A short read ends at the end of the file, on a frame boundary (a frame cut short
+    // returned 'partial' above).
+    if (bytesRead < size) return { offset, position, stop: { kind: 'end' } };
   }
   return { offset, position, stop: { kind: 'end' } };
 }
