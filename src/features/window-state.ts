@@ -161,7 +161,12 @@ export class SlidingWindowState {
         else hi = mid;
       }
       i = lo;
-      if (this.idx[i] !== b) {
+      if (i === this.idx.length) {
+        // A new newest bucket, the usual case: push (splice allocates an array to return).
+        this.idx.push(b);
+        this.sums.push(0);
+        this.counts.push(0);
+      } else if (this.idx[i] !== b) {
         this.idx.splice(i, 0, b);
         this.sums.splice(i, 0, 0);
         this.counts.splice(i, 0, 0);
@@ -195,9 +200,12 @@ export class SlidingWindowState {
     let drop = 0;
     while (drop < this.idx.length && (this.idx[drop] as number) <= b - this.cap) drop++;
     if (drop > 0) {
-      this.idx.splice(0, drop);
-      this.sums.splice(0, drop);
-      this.counts.splice(0, drop);
+      // In place: these arrays live long (promoted), and a splice's new arrays would be
+      // old-space garbage for the next full collection.
+      for (const a of [this.idx, this.sums, this.counts]) {
+        a.copyWithin(0, drop);
+        a.length -= drop;
+      }
     }
   }
 
