@@ -69,6 +69,14 @@ export class VersionedDir {
     manifest: (version: string) => object,
     arrays: readonly Float32Array[],
   ): Promise<string> {
+    return this.writeVersion(manifest, arrays, false);
+  }
+
+  private async writeVersion(
+    manifest: (version: string) => object,
+    arrays: readonly Float32Array[],
+    makeCurrent: boolean,
+  ): Promise<string> {
     await mkdir(this.dir, { recursive: true });
     const versions = await this.versions();
     const next = Number((versions.at(-1) ?? 'v000000').slice(1)) + 1;
@@ -79,11 +87,16 @@ export class VersionedDir {
     const bytes = Buffer.concat(
       arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)),
     );
-    await Promise.all([
+    // The files and the new pointer are written and synced together (one round of fsync
+    // instead of two); the pointer is renamed into place only after the version directory,
+    // so no reader sees it name a version that is not there.
+    const [, , pointer] = await Promise.all([
       writeSynced(path.join(tmp, 'weights.bin'), bytes),
       writeSynced(path.join(tmp, 'model.json'), JSON.stringify(manifest(version))),
+      makeCurrent ? this.writePointer(version) : undefined,
     ]);
     await rename(tmp, path.join(this.dir, version));
+    if (pointer) await rename(pointer, path.join(this.dir, POINTER));
     return version;
   }
 
@@ -97,8 +110,7 @@ export class VersionedDir {
     arrays: readonly Float32Array[],
     makeCurrent = true,
   ): Promise<string> {
-    const version = await this.write(manifest, arrays);
-    if (makeCurrent) await this.setCurrent(version);
+    const version = await this.writeVersion(manifest, arrays, makeCurrent);
     await this.prune();
     return version;
   }
@@ -138,9 +150,14 @@ export class VersionedDir {
         'E_CONFIG',
         `no model version ${version} in ${this.dir} (have: ${versions.join(', ') || 'none'})`,
       );
+    await rename(await this.writePointer(version), path.join(this.dir, POINTER));
+  }
+
+  /** A synced pointer file naming `version`, beside the real one (rename it into place). */
+  private async writePointer(version: string): Promise<string> {
     const tmp = path.join(this.dir, `.${POINTER}-${process.pid}`);
     await writeSynced(tmp, `${version}\n`);
-    await rename(tmp, path.join(this.dir, POINTER));
+    return tmp;
   }
 
   private async prune(): Promise<void> {
