@@ -4,9 +4,9 @@
 // cheap while the state grows. Restoring it and replaying the log from its positions
 // gives exactly the state an uninterrupted run had. A key's states are encoded by the
 // engine beforehand (spread over many event-loop turns), so the transaction itself is
-// only a series of copies. The encoding is binary (float64 bit for bit): as JSON it took
-// ~45 µs a key and made each checkpoint a freshness spike; checkpoints written as JSON
-// before still restore.
+// only a series of copies, made on lmdb-js's writer thread. The encoding is binary
+// (float64 bit for bit): as JSON it took ~45 µs a key and made each checkpoint a
+// freshness spike; checkpoints written as JSON before still restore.
 import { mkdir } from 'node:fs/promises';
 import { type Database, open } from 'lmdb';
 import type { Positions } from '../bus/bus.js';
@@ -102,18 +102,23 @@ export class CheckpointStore {
     return new CheckpointStore(open<Buffer, string>({ path, encoding: 'binary' }));
   }
 
-  /** Atomically records the changes (durable when it resolves). */
+  /**
+   * Atomically records the changes (durable when it resolves). The writes are queued in one
+   * event turn, which lmdb-js commits as one transaction (its documented event-turn batching)
+   * on its writer thread; a transaction callback runs the B-tree updates on this thread
+   * (8,000 keys of 1.3 KB, a live checkpoint's size: the event loop stalled 17 ms against
+   * 2.5 ms, in isolation).
+   */
   async save(changes: CheckpointChanges): Promise<void> {
-    await this.db.transaction(() => {
-      for (const [id, saved] of changes.keys) {
-        if (saved === null) void this.db.remove(`k|${id}`);
-        else void this.db.put(`k|${id}`, saved);
-      }
-      for (const [itemId, category] of changes.categories) {
-        void this.db.put(`c|${itemId}`, Buffer.from(category));
-      }
-      void this.db.put('meta', json(changes.meta));
-    });
+    const writes: Promise<boolean>[] = [];
+    for (const [id, saved] of changes.keys) {
+      writes.push(saved === null ? this.db.remove(`k|${id}`) : this.db.put(`k|${id}`, saved));
+    }
+    for (const [itemId, category] of changes.categories) {
+      writes.push(this.db.put(`c|${itemId}`, Buffer.from(category)));
+    }
+    writes.push(this.db.put('meta', json(changes.meta)));
+    await Promise.all(writes);
   }
 
   meta(): CheckpointMeta | undefined {

@@ -32,12 +32,12 @@ export class LmdbFeatureStore implements FeatureStore {
 
   async write(rows: readonly RowWrite[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db.transaction(() => {
-      for (const r of rows) {
-        if (r.row === null) void this.db.remove(rowKey(r));
-        else void this.db.put(rowKey(r), r.row);
-      }
-    });
+    // Queued in one event turn, so lmdb-js commits them in one transaction (its documented
+    // event-turn batching) on its writer thread. A transaction callback runs the B-tree
+    // updates on this thread instead (`executeTxnCallbacks`, ~9 % of the engine's profile).
+    await Promise.all(
+      rows.map((r) => (r.row === null ? this.db.remove(rowKey(r)) : this.db.put(rowKey(r), r.row))),
+    );
   }
 
   async getMany(refs: readonly RowRef[]): Promise<(FeatureRow | null)[]> {
