@@ -206,15 +206,18 @@ describe('feature engine', () => {
 
     const stateDir = path.join(dir, 'crash-state');
     const storeDir = path.join(dir, 'crash-store');
-    const stepsBeforeKill = [3, 9];
-    for (const steps of stepsBeforeKill) {
-      const outcome = await runRunner(path.join(dir, 'bus'), storeDir, stateDir, steps);
-      assert.equal(outcome, 'killed');
-    }
-    assert.equal(
-      await runRunner(path.join(dir, 'bus'), storeDir, stateDir, Number.POSITIVE_INFINITY),
-      'done',
-    );
+    // Killed a few batches after the process completed its first checkpoint, twice: each
+    // restart resumes from a checkpoint written while events kept changing the states it was
+    // encoding (copy-on-write), not from the start of the log.
+    const first = await runRunner(path.join(dir, 'bus'), storeDir, stateDir, 1);
+    assert.equal(first.outcome, 'killed');
+    assert.equal(first.restoredEvents, 0, 'the first run starts from the log');
+    const second = await runRunner(path.join(dir, 'bus'), storeDir, stateDir, 1);
+    assert.equal(second.outcome, 'killed');
+    assert.ok(second.restoredEvents > 0, 'the second run resumes from a checkpoint');
+    const last = await runRunner(path.join(dir, 'bus'), storeDir, stateDir, null);
+    assert.equal(last.outcome, 'done');
+    assert.ok(last.restoredEvents > second.restoredEvents, 'and so does the last');
     const store = await LmdbFeatureStore.open(storeDir);
     const crashed = await allRows(store);
     await store.close();
@@ -269,31 +272,40 @@ describe('feature engine', () => {
 });
 
 /** Runs the engine in a child; kills it with SIGKILL after `steps` batches (or lets it finish). */
+/**
+ * Runs the engine in a child process; with `checkpoints`, kills it (SIGKILL) three batches
+ * after it has completed that many checkpoints. Also says what the run resumed from.
+ */
 function runRunner(
   busDir: string,
   storeDir: string,
   stateDir: string,
-  steps: number,
-): Promise<'killed' | 'done'> {
+  checkpoints: number | null,
+): Promise<{ outcome: 'killed' | 'done'; restoredEvents: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', runner, busDir, storeDir, stateDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let seen = 0;
     let stderr = '';
     let out = '';
+    let after = 0;
+    const restoredEvents = () => Number(/^RESTORED (\d+)/m.exec(out)?.[1] ?? Number.NaN);
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
       out += chunk;
-      seen = (out.match(/^STEP/gm) ?? []).length;
-      if (seen >= steps) child.kill('SIGKILL');
+      if (checkpoints === null) return;
+      for (const m of chunk.matchAll(/^STEP (\d+)/gm)) {
+        if (Number(m[1]) >= checkpoints) after += 1;
+      }
+      if (after >= 3) child.kill('SIGKILL');
     });
     child.stderr.on('data', (d) => {
       stderr += String(d);
     });
     child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve('killed');
-      else if (code === 0 && out.includes('DONE')) resolve('done');
+      if (signal === 'SIGKILL') resolve({ outcome: 'killed', restoredEvents: restoredEvents() });
+      else if (code === 0 && out.includes('DONE'))
+        resolve({ outcome: 'done', restoredEvents: restoredEvents() });
       else reject(new Error(`runner failed (${code ?? signal}): ${stderr}`));
     });
   });

@@ -45,6 +45,7 @@ const BINARY_V1 = 0xb1;
 /** Encodes keys' live states; one encoder reuses its buffer across keys. */
 export class SavedKeyEncoder {
   private readonly w = new BinaryWriter();
+  private readonly one = new BinaryWriter(4096);
   private count = 0;
   /** Stream ids and feature names, encoded once (a few dozen of them, in every key). */
   private readonly labels = new Map<string, Buffer>();
@@ -60,6 +61,22 @@ export class SavedKeyEncoder {
     this.w.raw(this.label(feature));
     state.writeTo(this.w);
     this.count += 1;
+  }
+
+  /** Adds one state's bytes from `encodeOne`. */
+  addEncoded(bytes: Buffer): void {
+    this.w.raw(bytes);
+    this.count += 1;
+  }
+
+  /** The bytes `add` would write for one state, on their own (to save a state before it changes). */
+  encodeOne(streamId: string, feature: string, state: FeatureState): Buffer {
+    const w = this.one;
+    w.reset();
+    w.raw(this.label(streamId));
+    w.raw(this.label(feature));
+    state.writeTo(w);
+    return w.bytes();
   }
 
   private label(s: string): Buffer {
