@@ -54,7 +54,11 @@ export interface FeatureEngineOptions {
   allowedLatenessMs?: number;
   /** Start a checkpoint this often (and write one on close). Default 5 s. */
   checkpointIntervalMs?: number;
-  /** How long a checkpoint may hold up the engine between two batches. Default 4 ms. */
+  /**
+   * How long a checkpoint may hold up the engine between two batches. Default 1 ms: a
+   * checkpoint of ~8,000 keys then spreads over ~1 s at ~10 % more load, instead of ~0.4 s
+   * at ~30 % (at 22k events/s the engine has no room for the latter).
+   */
   checkpointSliceMs?: number;
   /** Records per poll. Default 2000. */
   batchSize?: number;
@@ -201,7 +205,7 @@ export class FeatureEngine {
     this.items = items;
     this.lateness = options.allowedLatenessMs ?? 5000;
     this.checkpointInterval = options.checkpointIntervalMs ?? 5000;
-    this.checkpointSlice = options.checkpointSliceMs ?? 4;
+    this.checkpointSlice = options.checkpointSliceMs ?? 1;
     this.batchSize = options.batchSize ?? 2000;
     this.maxBatch = options.maxBatch ?? 10 * this.batchSize;
     this.sweepEvery = options.sweepEvery ?? 50_000;
