@@ -271,7 +271,6 @@ describe('feature engine', () => {
   });
 });
 
-/** Runs the engine in a child; kills it with SIGKILL after `steps` batches (or lets it finish). */
 /**
  * Runs the engine in a child process; with `checkpoints`, kills it (SIGKILL) three batches
  * after it has completed that many checkpoints. Also says what the run resumed from.
@@ -288,16 +287,13 @@ function runRunner(
     });
     let stderr = '';
     let out = '';
-    let after = 0;
     const restoredEvents = () => Number(/^RESTORED (\d+)/m.exec(out)?.[1] ?? Number.NaN);
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
       out += chunk;
       if (checkpoints === null) return;
-      for (const m of chunk.matchAll(/^STEP (\d+)/gm)) {
-        if (Number(m[1]) >= checkpoints) after += 1;
-      }
-      if (after >= 3) child.kill('SIGKILL');
+      const after = [...out.matchAll(/^STEP (\d+)$/gm)].filter((m) => Number(m[1]) >= checkpoints);
+      if (after.length >= 3) child.kill('SIGKILL');
     });
     child.stderr.on('data', (d) => {
       stderr += String(d);
