@@ -312,11 +312,14 @@ export class Partition {
       // A reader at the tail reads the last segment it knows first: a new segment (or one
       // removed by retention) only matters once that one stops growing. Listing the
       // directory on every poll was a third of a live follower's file system calls.
-      if (this.segments.length > 0) {
+      const last = this.segments.at(-1);
+      if (last) {
         const tail = await this.readKnown(offset, maxRecords, maxBytes);
         if (tail.length > 0) return tail;
       }
       await this.load();
+      // Still the same last segment: nothing new (reading it again was a wasted trip).
+      if (last && this.segments.at(-1) === last) return [];
     }
     return this.readKnown(offset, maxRecords, maxBytes);
   }
