@@ -86,7 +86,8 @@ export class LogConsumer implements Consumer {
    */
   private async pollOnce(max: number): Promise<ConsumedRecord[]> {
     const n = this.partitions.length;
-    // A share of at least one record each (fewer than n wanted: one partition at a time).
+    // Each partition's share; 0 when fewer records than partitions are wanted (then the
+    // partitions are read one at a time, round-robin, as below).
     const share = Math.floor(max / Math.max(1, n));
     const first =
       share > 0
