@@ -230,6 +230,49 @@ describe('embedded log bus', () => {
     await cleanup();
   });
 
+  test('a poll takes an equal share from each partition, then fills up from the busy ones', async () => {
+    const { dir, cleanup } = await tempDir();
+    const bus = new LogBus({ dir, defaultPartitions: 4 });
+    const placed = await bus.append(
+      't',
+      Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value: text(`v${i}`) })),
+    );
+    const perPartition = [0, 1, 2, 3].map((p) => placed.filter((r) => r.partition === p).length);
+    assert.ok(
+      perPartition.every((n) => n >= 3),
+      `records in every partition: ${perPartition}`,
+    );
+    const consumer = await bus.consumer({ group: 'g', topics: ['t'] });
+    const first = await consumer.poll({ maxRecords: 8 });
+    assert.deepEqual(
+      [0, 1, 2, 3].map((p) => first.filter((r) => r.partition === p).length),
+      [2, 2, 2, 2],
+    );
+    const second = await consumer.poll({ maxRecords: 3 });
+    assert.ok(second.length > 0 && second.length <= 3, 'never more than asked');
+    let rest = 0;
+    for (let got = await consumer.poll({ maxRecords: 1000 }); got.length > 0; ) {
+      rest += got.length;
+      got = await consumer.poll({ maxRecords: 1000 });
+    }
+    const positions = consumer.positions().t ?? {};
+    assert.deepEqual(
+      [0, 1, 2, 3].map((p) => positions[p]),
+      perPartition,
+      'every record consumed once',
+    );
+    assert.equal(first.length + second.length + rest, 200, 'and only once');
+    // One busy partition, the others idle: the poll fills up from it.
+    await bus.append(
+      't',
+      Array.from({ length: 120 }, () => ({ key: 'k0', value: text('busy') })),
+    );
+    assert.equal((await consumer.poll({ maxRecords: 100 })).length, 100);
+    await consumer.close();
+    await bus.close();
+    await cleanup();
+  });
+
   test('one writer per topic; readers follow another writer', async () => {
     const { dir, cleanup } = await tempDir();
     const writer = new LogBus({ dir, defaultPartitions: 1 });
