@@ -202,10 +202,9 @@ export class SlidingWindowState {
     if (drop > 0) {
       // In place: these arrays live long (promoted), and a splice's new arrays would be
       // old-space garbage for the next full collection.
-      for (const a of [this.idx, this.sums, this.counts]) {
-        a.copyWithin(0, drop);
-        a.length -= drop;
-      }
+      dropFront(this.idx, drop);
+      dropFront(this.sums, drop);
+      dropFront(this.counts, drop);
     }
   }
 
@@ -515,6 +514,12 @@ export class LastNState {
     state.maxTs = json.maxEventTimeMs;
     return state;
   }
+}
+
+/** Removes the first n elements of an array in place. */
+function dropFront(a: number[], n: number): void {
+  a.copyWithin(0, n);
+  a.length -= n;
 }
 
 const KIND_CODE = { sliding: 1, decayed: 2, unbounded: 3, last_n: 4 } as const;

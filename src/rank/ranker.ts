@@ -239,12 +239,12 @@ export class Ranker {
     };
   }
 
-  /** A copy of the weights (for saving, or for a frozen twin). */
   /** False once training wrote a non-finite value into an ID table (see EmbeddingTable.finite). */
   get tablesFinite(): boolean {
     return ID_FIELDS.every((f) => this.tables[f].finite);
   }
 
+  /** A copy of the weights (for saving, or for a frozen twin). */
   weights(): RankerWeights {
     return {
       net: this.net.weights(),
