@@ -16,6 +16,11 @@ export interface SweepOptions {
   seeds: number;
   experts: number;
   expertDim: number;
+  /** Shared-bottom's layer width; default experts × expertDim (the same width as MMoE's experts). */
+  sharedBottomWidth?: number;
+  /** Seeds are seedBase, seedBase + 1, …; default 100. */
+  seedBase?: number;
+  correlations?: readonly number[];
   onRow?: (row: Row) => void;
 }
 
@@ -59,10 +64,10 @@ export interface Row {
 
 export async function correlationSweep(opts: SweepOptions): Promise<Row[]> {
   const sweep: Row[] = [];
-  for (const correlation of [1, 0.9, 0.5, 0]) {
+  for (const correlation of opts.correlations ?? [1, 0.9, 0.5, 0]) {
     const sums = { mmoe: { auc: 0, rmse: 0 }, shared_bottom: { auc: 0, rmse: 0 } };
     for (let s = 0; s < opts.seeds; s++) {
-      const seed = 100 + s;
+      const seed = (opts.seedBase ?? 100) + s;
       const train = dataset(correlation, seed, opts.samples);
       const test = dataset(correlation, seed + 1000, Math.round(opts.samples / 4));
       const nTest = test.click.length;
@@ -71,8 +76,12 @@ export async function correlationSweep(opts: SweepOptions): Promise<Row[]> {
           {
             architecture,
             inputDim: train.d,
-            experts: opts.experts,
-            expertDim: opts.expertDim,
+            // Shared-bottom's one layer is experts × expertDim wide: width W as 1 × W.
+            experts: architecture === 'mmoe' || !opts.sharedBottomWidth ? opts.experts : 1,
+            expertDim:
+              architecture === 'mmoe' || !opts.sharedBottomWidth
+                ? opts.expertDim
+                : opts.sharedBottomWidth,
             towerDim: 8,
             tasks: ['logistic', 'mse'],
           },

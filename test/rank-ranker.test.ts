@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { auc } from '../src/rank/metrics.js';
 import { type RankExample, Ranker, type RankerConfig } from '../src/rank/ranker.js';
+import { hashedRow } from '../src/util/embedding-table.js';
 import { Rng } from '../src/util/rng.js';
+import { tf } from '../src/util/tf.js';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
@@ -111,6 +113,101 @@ describe('ranker (hashed IDs + features + MMoE)', () => {
       assert.ok(mean(Array.from(low)) < 0.8 * mean(Array.from(top)), 'a learned position bias');
       for (const s of scores)
         assert.ok(s.final >= 0 && Number.isFinite(s.final), `final ${s.final}`);
+    } finally {
+      ranker.dispose();
+    }
+  });
+
+  test('serving, prediction and training compute the same inputs, as the tables train', async () => {
+    const rng = new Rng(5);
+    const config: RankerConfig = {
+      architecture: 'mmoe',
+      idDim: 4,
+      rows: { user: 64, item: 128, category: 16, creator: 32, tag: 32 },
+      featureWidth: 3,
+      experts: 2,
+      expertDim: 4,
+      towerDim: 4,
+      fusion: { clickWeight: 1, watchWeight: 0.5 },
+    };
+    const ranker = await Ranker.create(config, rng.fork('model'));
+    const recentClicks = ['i7', 'i9', 'i11'];
+    const examples: RankExample[] = Array.from({ length: 12 }, (_, k) => ({
+      userId: 'u3',
+      itemId: `i${k * 5}`,
+      category: `c${k % 4}`,
+      creator: `a${k % 3}`,
+      tags: k % 2 === 0 ? [`t${k}`, 't1'] : [`t${k}`],
+      recentClicks,
+      features: Float32Array.of(k / 10, 1 - k / 10, k % 2),
+      position: k,
+    }));
+    // What inputs() must hold: each slot the (mean of the) table rows its ids hash to.
+    const expected = (e: RankExample): Float32Array => {
+      const d = config.idDim;
+      const out = new Float32Array(Ranker.inputWidth(config));
+      const add = (slot: number, field: keyof RankerConfig['rows'], id: string, s: number) => {
+        const w = ranker.tables[field].weights;
+        const row = hashedRow(id, config.rows[field]) * d;
+        for (let j = 0; j < d; j++)
+          out[slot * d + j] = (out[slot * d + j] as number) + s * (w[row + j] as number);
+      };
+      add(0, 'user', e.userId, 1);
+      for (const c of e.recentClicks) add(5, 'item', c, 1 / e.recentClicks.length);
+      add(1, 'item', e.itemId, 1);
+      add(2, 'category', e.category, 1);
+      add(3, 'creator', e.creator, 1);
+      for (const t of e.tags) add(4, 'tag', t, 1 / e.tags.length);
+      out.set(e.features, 6 * d);
+      out[out.length - 1] = Math.log1p(e.position);
+      return out;
+    };
+    const width = Ranker.inputWidth(config);
+    const checkInputs = () => {
+      const rows = ranker.inputs(examples);
+      examples.forEach((e, n) => {
+        assert.deepEqual(rows.subarray(n * width, (n + 1) * width), expected(e), `example ${n}`);
+      });
+    };
+    try {
+      checkInputs();
+      // A training step moves the rows these examples use: inputs() must follow the tables.
+      const clicked = Float32Array.from(examples, (_, k) => k % 2);
+      const watched = Float32Array.from(examples, (_, k) => (k % 2) * 30);
+      await ranker.train(examples, clicked, watched, {
+        epochs: 3,
+        batchSize: 4,
+        learningRate: 0.05,
+        rng: rng.fork('fit'),
+      });
+      checkInputs();
+
+      // Serving (scoreQuery) and score() give the same numbers for the same candidates.
+      const served = ranker.scoreQuery({
+        userId: 'u3',
+        recentClicks,
+        items: examples,
+        features: Float32Array.from(examples.flatMap((e) => [...e.features])),
+      });
+      const scored = ranker.score(examples);
+      served.forEach((s, k) => {
+        const other = scored[k] as (typeof scored)[number];
+        assert.ok(Math.abs(s.click - other.click) < 1e-6, `click ${s.click} vs ${other.click}`);
+        assert.ok(Math.abs(s.watchSeconds - other.watchSeconds) < 1e-5, 'watch seconds');
+      });
+
+      // predict() adds the interaction products in plain code; training adds them in the graph.
+      const rows = ranker.inputs(examples);
+      const [click] = ranker.predict(rows, examples.length);
+      const graph = tf.tidy(() => {
+        const augment = (ranker as unknown as { augment(x: tf.Tensor2D): tf.Tensor2D }).augment;
+        const x = augment.call(ranker, tf.tensor2d(rows, [examples.length, width]));
+        const [c] = ranker.net.forward(x);
+        return tf.sigmoid(c as tf.Tensor2D).dataSync() as Float32Array;
+      });
+      click.forEach((p, k) => {
+        assert.ok(Math.abs(p - (graph[k] as number)) < 1e-6, `predict ${p} vs graph ${graph[k]}`);
+      });
     } finally {
       ranker.dispose();
     }

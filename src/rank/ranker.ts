@@ -85,6 +85,33 @@ const INTERACTIONS: readonly [number, number][] = [
   [5, 2],
 ];
 
+/**
+ * The interaction products of one network input row starting at `at`, written from `to` on:
+ * the same pairs augment() adds in the graph, summed in double precision.
+ */
+function interactions(rows: Float32Array, at: number, to: number, d: number): void {
+  for (let k = 0; k < INTERACTIONS.length; k++) {
+    const [a, b] = INTERACTIONS[k] as [number, number];
+    let dot = 0;
+    for (let j = 0; j < d; j++)
+      dot += (rows[at + a * d + j] as number) * (rows[at + b * d + j] as number);
+    rows[at + to + k] = dot;
+  }
+}
+
+/** An example's embedding lookups (see `lookups`) as table rows, in visiting order. */
+interface ResolvedLookups {
+  /** The table sizes the rows were hashed for (Ranker.tableRows). */
+  tableRows: string;
+  slots: Uint8Array;
+  /** Index into ID_FIELDS. */
+  fields: Uint8Array;
+  rows: Int32Array;
+  scales: Float64Array;
+}
+
+const resolvedLookups = new WeakMap<RankExample, ResolvedLookups>();
+
 export interface RankExample extends RankItem {
   userId: string;
   /** The user's recent clicks, newest last (pooled into one embedding). */
@@ -163,6 +190,8 @@ export class Ranker {
   readonly net: MultiTaskNet;
   readonly tables: Record<IdField, EmbeddingTable>;
   private optimizer: tf.Optimizer | undefined;
+  /** The tables' sizes as a key: examples' resolved rows are valid for tables of these sizes. */
+  private readonly tableRows: string;
 
   private constructor(
     config: RankerConfig,
@@ -172,6 +201,7 @@ export class Ranker {
     this.config = config;
     this.net = net;
     this.tables = tables;
+    this.tableRows = ID_FIELDS.map((f) => config.rows[f]).join(',');
   }
 
   /** [user, item, category, creator, mean tags, mean recent clicks] embeddings, features, position. */
@@ -280,14 +310,15 @@ export class Ranker {
       );
       row.set(q.features.subarray(i * featureWidth, (i + 1) * featureWidth), 6 * d);
       // log1p(position 0) = 0: the slot is already 0.
-      for (let k = 0; k < INTERACTIONS.length; k++) {
-        const [a, b] = INTERACTIONS[k] as [number, number];
-        let dot = 0;
-        for (let j = 0; j < d; j++)
-          dot += (rows[at + a * d + j] as number) * (rows[at + b * d + j] as number);
-        rows[at + base + k] = dot;
-      }
+      interactions(rows, at, base, d);
     }
+    const [click, watch] = this.forwardRows(rows, n);
+    return this.fuse(click, watch, n);
+  }
+
+  /** [click probability, watch output] for network input rows ([n, inputs + interactions]). */
+  private forwardRows(rows: Float32Array, n: number): [Float32Array, Float32Array] {
+    const width = Ranker.inputWidth(this.config) + INTERACTIONS.length;
     let click: Float32Array = new Float32Array(0);
     let watch: Float32Array = new Float32Array(0);
     // Results leave tidy() through the closure: returning typed arrays makes tidy walk
@@ -297,7 +328,7 @@ export class Ranker {
       click = tf.sigmoid(c as tf.Tensor).dataSync() as Float32Array;
       watch = (w as tf.Tensor).dataSync() as Float32Array;
     });
-    return this.fuse(click, watch, n);
+    return [click, watch];
   }
 
   private addRow(out: Float32Array, at: number, field: IdField, id: string, scale: number): void {
@@ -331,15 +362,53 @@ export class Ranker {
     const { idDim: d, featureWidth } = this.config;
     const width = Ranker.inputWidth(this.config);
     const out = new Float32Array(examples.length * width);
-    examples.forEach((e, n) => {
+    const weights = ID_FIELDS.map((f) => this.tables[f].weights);
+    for (let n = 0; n < examples.length; n++) {
+      const e = examples[n] as RankExample;
       const base = n * width;
-      lookups(e, (slot, field, id, scale) => this.addRow(out, base + slot * d, field, id, scale));
+      // The rows each id hashes to, resolved once per example: the holdout's 2,000 examples
+      // are rebuilt every online step, and hashing their ~50k ids was a fifth of that.
+      const r = this.resolved(e);
+      for (let k = 0; k < r.rows.length; k++) {
+        const w = weights[r.fields[k] as number] as Float32Array;
+        const from = (r.rows[k] as number) * d;
+        const at = base + (r.slots[k] as number) * d;
+        const scale = r.scales[k] as number;
+        for (let j = 0; j < d; j++)
+          out[at + j] = (out[at + j] as number) + scale * (w[from + j] as number);
+      }
       if (e.features.length !== featureWidth)
         throw new Error(`ranker: ${e.features.length} features, expected ${featureWidth}`);
       out.set(e.features, base + 6 * d);
       out[base + width - 1] = Math.log1p(servePosition ?? e.position);
-    });
+    }
     return out;
+  }
+
+  /** `lookups(e)` as table rows, cached per example for tables of this ranker's sizes. */
+  private resolved(e: RankExample): ResolvedLookups {
+    const cached = resolvedLookups.get(e);
+    if (cached !== undefined && cached.tableRows === this.tableRows) return cached;
+    const slots: number[] = [];
+    const fields: number[] = [];
+    const rows: number[] = [];
+    const scales: number[] = [];
+    lookups(e, (slot, field, id, scale) => {
+      slots.push(slot);
+      fields.push(ID_FIELDS.indexOf(field));
+      rows.push(hashedRow(id, this.config.rows[field]));
+      scales.push(scale);
+    });
+    const r: ResolvedLookups = {
+      tableRows: this.tableRows,
+      slots: Uint8Array.from(slots),
+      fields: Uint8Array.from(fields),
+      rows: Int32Array.from(rows),
+      // Float64 like the scale addRow multiplies by, so both build the same float32 rows.
+      scales: Float64Array.from(scales),
+    };
+    resolvedLookups.set(e, r);
+    return r;
   }
 
   /** Scores as served: every candidate at position 0. */
@@ -351,16 +420,19 @@ export class Ranker {
 
   /** [click probability, watch output] for input rows from `inputs()`. */
   predict(rows: Float32Array, n: number): [Float32Array, Float32Array] {
-    let click: Float32Array = new Float32Array(0);
-    let watch: Float32Array = new Float32Array(0);
-    // Out through the closure, as in scoreQuery: tidy() walks returned arrays element by element.
-    tf.tidy(() => {
-      const width = Ranker.inputWidth(this.config);
-      const [c, w] = this.net.forward(this.augment(tf.tensor2d(rows, [n, width])));
-      click = tf.sigmoid(c as tf.Tensor).dataSync() as Float32Array;
-      watch = (w as tf.Tensor).dataSync() as Float32Array;
-    });
-    return [click, watch];
+    const width = Ranker.inputWidth(this.config);
+    if (rows.length !== n * width)
+      throw new Error(`ranker: ${rows.length} input values, expected ${n}×${width}`);
+    // The interaction products in plain code, as scoreQuery does: no gradients are needed, and
+    // the graph's slices and products cost more than the network itself on the holdout.
+    const wide = width + INTERACTIONS.length;
+    const out = new Float32Array(n * wide);
+    const d = this.config.idDim;
+    for (let i = 0; i < n; i++) {
+      out.set(rows.subarray(i * width, (i + 1) * width), i * wide);
+      interactions(out, i * wide, width, d);
+    }
+    return this.forwardRows(out, n);
   }
 
   /** Trains on labelled impressions: clicked (0/1) and watched seconds (0 when not clicked). */
