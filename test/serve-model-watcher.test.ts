@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { RankerModelStore } from '../src/rank/model-store.js';
+import { Ranker, type RankerConfig, type RankerModel } from '../src/rank/ranker.js';
+import { ModelWatcher } from '../src/serve/model-watcher.js';
+import { Rng } from '../src/util/rng.js';
+import { tempDir } from './helpers.js';
+
+const config: RankerConfig = {
+  architecture: 'mmoe',
+  idDim: 4,
+  rows: { user: 64, item: 128, category: 16, creator: 16, tag: 16 },
+  featureWidth: 3,
+  experts: 2,
+  expertDim: 4,
+  towerDim: 4,
+  fusion: { clickWeight: 1, watchWeight: 0.5 },
+};
+
+async function until(what: string, ok: () => boolean, ms = 3000): Promise<number> {
+  const started = performance.now();
+  while (!ok()) {
+    if (performance.now() - started > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return performance.now() - started;
+}
+
+function watcherOn(dir: string, intervalMs: number) {
+  let serving: RankerModel | null = null;
+  const watcher = new ModelWatcher({
+    dir,
+    rng: new Rng(1),
+    intervalMs,
+    swap: (model) => {
+      const old = serving;
+      serving = model;
+      return old;
+    },
+  });
+  return { watcher, serving: () => serving };
+}
+
+describe('model watcher', () => {
+  test('a published version is swapped in at once where the directory can be watched', async () => {
+    const { dir, cleanup } = await tempDir();
+    const store = new RankerModelStore(dir);
+    const ranker = await Ranker.create(config, new Rng(2));
+    await store.save(ranker, ['a', 'b', 'c'], {});
+    // Polling once a minute: only the directory watch can make the next swap this quick.
+    const { watcher, serving } = watcherOn(dir, 60_000);
+    try {
+      watcher.start();
+      const v2 = await store.save(ranker, ['a', 'b', 'c'], {});
+      await until('the watch to swap v2 in', () => serving()?.version === v2);
+      const v3 = await store.save(ranker, ['a', 'b', 'c'], {});
+      await until('the watch to swap v3 in', () => serving()?.version === v3);
+    } finally {
+      watcher.stop();
+      serving()?.ranker.dispose();
+      ranker.dispose();
+      await cleanup();
+    }
+  });
+
+  test('polling swaps versions in a directory that did not exist when it started', async () => {
+    const { dir: parent, cleanup } = await tempDir();
+    const dir = path.join(parent, 'later');
+    const { watcher, serving } = watcherOn(dir, 10);
+    const ranker = await Ranker.create(config, new Rng(3));
+    try {
+      watcher.start();
+      const v1 = await new RankerModelStore(dir).save(ranker, ['a', 'b', 'c'], {});
+      await until('polling to swap v1 in', () => serving()?.version === v1);
+    } finally {
+      watcher.stop();
+      serving()?.ranker.dispose();
+      ranker.dispose();
+      await cleanup();
+    }
+  });
+});
