@@ -49,6 +49,22 @@ async function load(
   });
 }
 
+/** The server's recommend-phase histogram totals (seconds, count) from its /metrics. */
+async function phaseTotals(
+  origin: string,
+): Promise<Record<string, { sum: number; count: number }>> {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const out: Record<string, { sum: number; count: number }> = {};
+  for (const m of text.matchAll(
+    /^recmaster_recommend_phase_seconds_(sum|count)\{phase="(\w+)"\} (\S+)$/gm,
+  )) {
+    const [, what, phase, value] = m as unknown as [string, 'sum' | 'count', string, string];
+    out[phase] ??= { sum: 0, count: 0 };
+    out[phase][what] = Number(value);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const kept = args.dir ? path.resolve(args.dir) : undefined;
   const { dir, cleanup } = kept ? { dir: kept, cleanup: async () => {} } : await tempDir('serve-');
@@ -65,7 +81,9 @@ async function main(): Promise<void> {
       log('warm-up 5 s');
       await load(base, '/recommend', 5, recommendBody);
       log(`POST /recommend at ${rate}/s for ${seconds} s`);
+      const before = await phaseTotals(base);
       const recommend = await load(base, '/recommend', seconds, recommendBody);
+      const after = await phaseTotals(base);
       log(`GET /healthz at ${rate}/s for ${Math.min(seconds, 15)} s`);
       const health = await load(base, '/healthz', Math.min(seconds, 15));
       console.log(
@@ -82,6 +100,14 @@ async function main(): Promise<void> {
           healthz_p99_ms: health.p99_ms,
           healthz_errors: health.errors,
           p99_over_healthz_p99: Number((recommend.p99_ms / Math.max(health.p99_ms, 1)).toFixed(2)),
+          // The server's own account of a request's time, per phase (mean ms over the run).
+          phase_mean_ms: Object.fromEntries(
+            Object.entries(after).map(([phase, a]) => {
+              const b = before[phase] ?? { sum: 0, count: 0 };
+              const n = a.count - b.count;
+              return [phase, n > 0 ? Number((((a.sum - b.sum) / n) * 1000).toFixed(3)) : null];
+            }),
+          ),
           goal: { p99_ms: 15, at_rate: 300, errors: 0 },
         }),
       );

@@ -118,6 +118,14 @@ describe('recommendation server', () => {
         'the snapshot has the dense feature values',
       );
     }
+    // Where the time went, per phase, for the two requests so far.
+    const metrics = (await server.app.inject({ url: '/metrics' })).body;
+    for (const phase of ['recall', 'features', 'rank', 'log']) {
+      const count = metrics.match(
+        new RegExp(`recmaster_recommend_phase_seconds_count\\{phase="${phase}"\\} (\\d+)`),
+      );
+      assert.ok(count && Number(count[1]) >= 2, `${phase} phase timed: ${count?.[0]}`);
+    }
   });
 
   test('an unknown user gets popular and fresh items', async () => {

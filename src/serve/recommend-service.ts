@@ -12,6 +12,7 @@
 // Without a ranker model yet ("bootstrap"), candidates are shown in random order: uniform
 // logging over recall, which is what the first ranker learns from without position bias
 // from an earlier model.
+import { Histogram } from 'prom-client';
 import type { EventPublisher } from '../events/publisher.js';
 import type { Impression } from '../events/schemas.js';
 import type { InteractionGraph, ItemNode } from '../graph/graph.js';
@@ -19,6 +20,7 @@ import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import type { RankerModel, RankItem } from '../rank/ranker.js';
 import { impressionSnapshot } from '../rank/snapshot.js';
 import type { FeatureRow, FeatureStore, RowRef } from '../store/store.js';
+import { registry } from '../util/metrics.js';
 import type { Rng } from '../util/rng.js';
 import type { LiveState } from './live-state.js';
 
@@ -73,6 +75,19 @@ export interface RecommendResult {
 }
 
 export const BOOTSTRAP_VERSION = 'bootstrap';
+
+/**
+ * Where a recommendation's time goes, per phase: recall (seen items, the user's query, the
+ * sources), features (item metadata and the store's rows), rank (GraphSAGE scores, feature
+ * vectors, the model, the slate), log (the impressions). Wall time, so awaits count.
+ */
+const phaseSeconds = new Histogram({
+  name: 'recmaster_recommend_phase_seconds',
+  help: 'Time of each phase of a recommendation (recall, features, rank, log)',
+  labelNames: ['phase'] as const,
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1],
+  registers: [registry],
+});
 const DEFAULT_BUDGET: CandidateBudget = { total: 500, ann: 300, i2i: 150, fresh: 50 };
 /** How many of the user's last clicks seed item-to-item recall, and how wide it looks. */
 const I2I_SEEDS = 5;
@@ -126,12 +141,19 @@ export class RecommendService {
 
   async recommend(req: RecommendRequest): Promise<RecommendResult> {
     const { live } = this.opts;
+    let mark = performance.now();
+    const phase = (name: 'recall' | 'features' | 'rank' | 'log') => {
+      const now = performance.now();
+      phaseSeconds.observe({ phase: name }, (now - mark) / 1000);
+      mark = now;
+    };
     const ts = req.ts ?? Date.now();
     const requestId = `${this.requestPrefix}-${(this.requests++).toString(36)}`;
     const seen = this.seenBy(req.userId);
     // The user's GraphSAGE query, once: ANN recall and the ranker's GNN score both use it.
     const query = live.recall?.query(req.userId) ?? null;
     const candidates = await this.recall(req.userId, seen, ts, query);
+    phase('recall');
     const itemIds = candidates.map((c) => c.itemId);
     const { graph } = live;
     const nodes = itemIds.map((id) => graph.item(id));
@@ -141,6 +163,7 @@ export class RecommendService {
       itemIds,
       metas.map((m) => m.category),
     );
+    phase('features');
     const recent = ids(rows.user?.values.user_last_clicks).slice(-this.recentClicks);
     const gnnScore = query && live.recall ? live.recall.scores(query, itemIds) : null;
     const vectors = this.opts.vectorizer.vectors(
@@ -179,6 +202,7 @@ export class RecommendService {
       };
     });
     const version = model?.version ?? BOOTSTRAP_VERSION;
+    phase('rank');
     if (req.log !== false) {
       live.shown.add(
         req.userId,
@@ -208,6 +232,7 @@ export class RecommendService {
         );
         await this.opts.publisher.publish(impressions);
       }
+      phase('log');
     }
     return {
       requestId,
