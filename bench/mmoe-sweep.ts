@@ -21,6 +21,12 @@ export interface SweepOptions {
   /** Seeds are seedBase, seedBase + 1, …; default 100. */
   seedBase?: number;
   correlations?: readonly number[];
+  /**
+   * Early stopping: hold out the last 10 % of the training samples and stop each model once
+   * their loss has not improved for this many epochs (`epochs` is then the most it trains).
+   * Default: none, every model trains `epochs` epochs.
+   */
+  patience?: number;
   onRow?: (row: Row) => void;
 }
 
@@ -87,12 +93,33 @@ export async function correlationSweep(opts: SweepOptions): Promise<Row[]> {
           },
           new Rng(seed).fork(architecture),
         );
-        await net.fit(train.x, opts.samples, [train.click, train.watch], {
-          epochs: opts.epochs,
-          batchSize: 256,
-          learningRate: 0.005,
-          rng: new Rng(seed).fork(`${architecture}/fit`),
-        });
+        const nFit = opts.patience ? Math.round(opts.samples * 0.9) : opts.samples;
+        const rows = (a: Float32Array, from: number, to: number) =>
+          a.subarray(from * (a.length / opts.samples), to * (a.length / opts.samples));
+        await net.fit(
+          rows(train.x, 0, nFit),
+          nFit,
+          [rows(train.click, 0, nFit), rows(train.watch, 0, nFit)],
+          {
+            epochs: opts.epochs,
+            batchSize: 256,
+            learningRate: 0.005,
+            rng: new Rng(seed).fork(`${architecture}/fit`),
+            ...(opts.patience
+              ? {
+                  validation: {
+                    x: rows(train.x, nFit, opts.samples),
+                    n: opts.samples - nFit,
+                    targets: [
+                      rows(train.click, nFit, opts.samples),
+                      rows(train.watch, nFit, opts.samples),
+                    ],
+                    patience: opts.patience,
+                  },
+                }
+              : {}),
+          },
+        );
         const [p, w] = net.predict(test.x, nTest) as [Float32Array, Float32Array];
         sums[architecture as 'mmoe' | 'shared_bottom'].auc += auc(p, test.click) / opts.seeds;
         sums[architecture as 'mmoe' | 'shared_bottom'].rmse += rmse(w, test.watchTrue) / opts.seeds;

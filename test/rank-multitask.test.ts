@@ -101,4 +101,60 @@ describe('multi-task network (MMoE, shared-bottom, single-task)', () => {
       net.dispose();
     }
   });
+
+  test('early stopping ends training when the validation loss stops improving, at its best weights', async () => {
+    // 300 noisy samples, a wide net and a high rate: it overfits within a few epochs.
+    const small = synthetic(300, w1, w2, rng.fork('small'));
+    const valid = synthetic(1000, w1, w2, rng.fork('valid'));
+    const net = await MultiTaskNet.create(
+      {
+        architecture: 'mmoe',
+        inputDim: d,
+        experts: 4,
+        expertDim: 32,
+        towerDim: 16,
+        tasks: ['logistic', 'mse'],
+      },
+      rng.fork('early'),
+    );
+    const { tf } = await import('../src/util/tf.js');
+    try {
+      const losses: number[] = [];
+      await net.fit(small.x, 300, [small.click, small.watch], {
+        epochs: 60,
+        batchSize: 32,
+        learningRate: 0.03,
+        rng: rng.fork('early-fit'),
+        validation: {
+          x: valid.x,
+          n: 1000,
+          targets: [valid.click, valid.watch],
+          patience: 3,
+          onEpoch: (_, loss) => losses.push(loss),
+        },
+      });
+      assert.ok(losses.length < 60, `stopped early (${losses.length} epochs)`);
+      const bestEpoch = losses.indexOf(Math.min(...losses));
+      assert.equal(losses.length, bestEpoch + 4, 'stopped 3 epochs after the best');
+      const after = tf.tidy(
+        () =>
+          net
+            .loss(tf.tensor2d(valid.x, [1000, d]), [
+              tf.tensor2d(valid.click, [1000, 1]),
+              tf.tensor2d(valid.watch, [1000, 1]),
+            ])
+            .dataSync()[0] as number,
+      );
+      assert.ok(
+        Math.abs(after - (losses[bestEpoch] as number)) < 1e-5,
+        `keeps the best epoch's weights: ${after} vs best ${losses[bestEpoch]}, last ${losses.at(-1)}`,
+      );
+      assert.ok(
+        (losses.at(-1) as number) > (losses[bestEpoch] as number),
+        'the last epoch was worse',
+      );
+    } finally {
+      net.dispose();
+    }
+  });
 });

@@ -35,6 +35,21 @@ export interface FitOptions {
   taskWeights?: readonly number[];
   rng: Rng;
   onEpoch?: (epoch: number, loss: number) => void;
+  /**
+   * Early stopping: after each epoch the (weighted) loss on these rows is measured; training
+   * stops once it has not improved for `patience` epochs, and the net keeps the weights of
+   * its best epoch.
+   */
+  validation?: ValidationSet;
+}
+
+export interface ValidationSet {
+  x: Float32Array;
+  n: number;
+  targets: readonly Float32Array[];
+  patience: number;
+  /** Called after each epoch with the validation loss. */
+  onEpoch?: (epoch: number, loss: number) => void;
 }
 
 type Params = Record<string, tf.Variable>;
@@ -209,12 +224,18 @@ export class MultiTaskNet {
   /** Mini-batch Adam on rows `x` ([n, inputDim]) with one target array per task. */
   async fit(x: Float32Array, n: number, targets: readonly Float32Array[], opts: FitOptions) {
     const d = this.config.inputDim;
-    if (x.length !== n * d) throw new Error(`fit: x has ${x.length} values, expected ${n}×${d}`);
-    if (targets.length !== this.config.tasks.length || targets.some((t) => t.length !== n))
-      throw new Error(`fit: need ${this.config.tasks.length} target arrays of ${n} values`);
+    checkRows('fit', x, n, targets, d, this.config.tasks.length);
     const optimizer = tf.train.adam(opts.learningRate);
     const weights = opts.taskWeights ?? this.config.tasks.map(() => 1);
     const order = Array.from({ length: n }, (_, i) => i);
+    const valid = opts.validation;
+    if (valid)
+      checkRows('validation', valid.x, valid.n, valid.targets, d, this.config.tasks.length);
+    let best: { loss: number; epoch: number; weights: Map<string, Float32Array> | null } = {
+      loss: Number.POSITIVE_INFINITY,
+      epoch: -1,
+      weights: null,
+    };
     let last = Number.NaN;
     try {
       for (let epoch = 0; epoch < opts.epochs; epoch++) {
@@ -245,14 +266,50 @@ export class MultiTaskNet {
         if (!Number.isFinite(last))
           throw new Error(`training diverged (loss ${last}) in epoch ${epoch}`);
         opts.onEpoch?.(epoch, last);
+        if (valid) {
+          const loss = this.validationLoss(valid, weights);
+          valid.onEpoch?.(epoch, loss);
+          if (loss < best.loss) best = { loss, epoch, weights: this.weights() };
+          else if (epoch - best.epoch >= valid.patience) break;
+        }
       }
     } finally {
       optimizer.dispose();
     }
+    if (best.weights) this.assign(best.weights);
     return last;
+  }
+
+  private validationLoss(valid: ValidationSet, taskWeights: readonly number[]): number {
+    return tf.tidy(() => {
+      const x = tf.tensor2d(valid.x, [valid.n, this.config.inputDim]);
+      const y = valid.targets.map((t) => tf.tensor2d(t, [valid.n, 1]));
+      return this.loss(x, y, taskWeights).dataSync()[0] as number;
+    });
+  }
+
+  /** Sets every weight (same names and sizes as weights()). */
+  private assign(weights: ReadonlyMap<string, Float32Array>): void {
+    for (const [name, w] of weights) {
+      const v = this.params[name] as tf.Variable;
+      tf.tidy(() => v.assign(tf.tensor(w, v.shape)));
+    }
   }
 
   dispose(): void {
     tf.dispose(Object.values(this.params));
   }
+}
+
+function checkRows(
+  what: string,
+  x: Float32Array,
+  n: number,
+  targets: readonly Float32Array[],
+  d: number,
+  tasks: number,
+): void {
+  if (x.length !== n * d) throw new Error(`${what}: x has ${x.length} values, expected ${n}×${d}`);
+  if (targets.length !== tasks || targets.some((t) => t.length !== n))
+    throw new Error(`${what}: need ${tasks} target arrays of ${n} values`);
 }
