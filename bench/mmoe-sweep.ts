@@ -66,17 +66,33 @@ export interface Row {
   shared_bottom_auc: number;
   mmoe_watch_rmse: number;
   shared_bottom_watch_rmse: number;
+  /**
+   * MMoE minus shared-bottom, seed by seed (both see the same data): the mean and its standard
+   * error over the seeds (null with one seed). AUC below 0 or RMSE above 0: MMoE is worse.
+   */
+  auc_diff: { mean: number; se: number | null };
+  watch_rmse_diff: { mean: number; se: number | null };
+}
+
+function meanAndSe(xs: readonly number[]): { mean: number; se: number | null } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  if (xs.length < 2) return { mean: Number(mean.toFixed(4)), se: null };
+  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1);
+  return { mean: Number(mean.toFixed(4)), se: Number(Math.sqrt(variance / xs.length).toFixed(4)) };
 }
 
 export async function correlationSweep(opts: SweepOptions): Promise<Row[]> {
   const sweep: Row[] = [];
   for (const correlation of opts.correlations ?? [1, 0.9, 0.5, 0]) {
     const sums = { mmoe: { auc: 0, rmse: 0 }, shared_bottom: { auc: 0, rmse: 0 } };
+    const aucDiffs: number[] = [];
+    const rmseDiffs: number[] = [];
     for (let s = 0; s < opts.seeds; s++) {
       const seed = (opts.seedBase ?? 100) + s;
       const train = dataset(correlation, seed, opts.samples);
       const test = dataset(correlation, seed + 1000, Math.round(opts.samples / 4));
       const nTest = test.click.length;
+      const scored: Record<string, { auc: number; rmse: number }> = {};
       for (const architecture of ['mmoe', 'shared_bottom'] as Architecture[]) {
         const net = await MultiTaskNet.create(
           {
@@ -121,10 +137,18 @@ export async function correlationSweep(opts: SweepOptions): Promise<Row[]> {
           },
         );
         const [p, w] = net.predict(test.x, nTest) as [Float32Array, Float32Array];
-        sums[architecture as 'mmoe' | 'shared_bottom'].auc += auc(p, test.click) / opts.seeds;
-        sums[architecture as 'mmoe' | 'shared_bottom'].rmse += rmse(w, test.watchTrue) / opts.seeds;
+        const result = { auc: auc(p, test.click), rmse: rmse(w, test.watchTrue) };
+        scored[architecture] = result;
+        sums[architecture as 'mmoe' | 'shared_bottom'].auc += result.auc / opts.seeds;
+        sums[architecture as 'mmoe' | 'shared_bottom'].rmse += result.rmse / opts.seeds;
         net.dispose();
       }
+      const { mmoe, shared_bottom } = scored as Record<
+        'mmoe' | 'shared_bottom',
+        { auc: number; rmse: number }
+      >;
+      aucDiffs.push(mmoe.auc - shared_bottom.auc);
+      rmseDiffs.push(mmoe.rmse - shared_bottom.rmse);
     }
     const row: Row = {
       correlation,
@@ -132,6 +156,8 @@ export async function correlationSweep(opts: SweepOptions): Promise<Row[]> {
       shared_bottom_auc: Number(sums.shared_bottom.auc.toFixed(4)),
       mmoe_watch_rmse: Number(sums.mmoe.rmse.toFixed(4)),
       shared_bottom_watch_rmse: Number(sums.shared_bottom.rmse.toFixed(4)),
+      auc_diff: meanAndSe(aucDiffs),
+      watch_rmse_diff: meanAndSe(rmseDiffs),
     };
     opts.onRow?.(row);
     sweep.push(row);
