@@ -164,7 +164,9 @@ describe('ranker (hashed IDs + features + MMoE)', () => {
     };
     const width = Ranker.inputWidth(config);
     const checkInputs = () => {
-      const rows = ranker.inputs(examples);
+      // Kept lookups (as the online trainer's holdout uses) and fresh ones give the same rows.
+      const rows = ranker.inputs(examples, undefined, true);
+      assert.deepEqual(ranker.inputs(examples), rows);
       examples.forEach((e, n) => {
         assert.deepEqual(rows.subarray(n * width, (n + 1) * width), expected(e), `example ${n}`);
       });

@@ -278,7 +278,7 @@ export class OnlineTrainer {
       .filter(({ s }) => !this.servingScores.has(s.impressionId));
     if (fresh.length === 0) return;
     const ex = fresh.map(({ i }) => this.holdoutExamples[i] as RankExample);
-    const [p] = this.working.predict(this.working.inputs(ex), ex.length);
+    const [p] = this.working.predict(this.working.inputs(ex, undefined, true), ex.length);
     fresh.forEach(({ s }, k) => {
       // A non-finite score means the working model is broken already (its step will be
       // refused): leave the sample unscored until a published model scores it.
@@ -295,7 +295,7 @@ export class OnlineTrainer {
   private compareOnHoldout(): [number | null, number | null] {
     if (this.holdout.length < this.minHoldout) return [null, null];
     const [working] = this.working.predict(
-      this.working.inputs(this.holdoutExamples),
+      this.working.inputs(this.holdoutExamples, undefined, true),
       this.holdoutExamples.length,
     );
     this.candidateScores = new Map(

@@ -357,8 +357,16 @@ export class Ranker {
     return out;
   }
 
-  /** The network's input rows for examples ([n, inputWidth]); `servePosition` overrides positions. */
-  inputs(examples: readonly RankExample[], servePosition?: number): Float32Array {
+  /**
+   * The network's input rows for examples ([n, inputWidth]); `servePosition` overrides positions.
+   * `keepLookups`: remember which table rows each example uses (for examples scored again and
+   * again, like a holdout; ~0.6 KB each, so not for a training set).
+   */
+  inputs(
+    examples: readonly RankExample[],
+    servePosition?: number,
+    keepLookups = false,
+  ): Float32Array {
     const { idDim: d, featureWidth } = this.config;
     const width = Ranker.inputWidth(this.config);
     const out = new Float32Array(examples.length * width);
@@ -366,9 +374,9 @@ export class Ranker {
     for (let n = 0; n < examples.length; n++) {
       const e = examples[n] as RankExample;
       const base = n * width;
-      // The rows each id hashes to, resolved once per example: the holdout's 2,000 examples
-      // are rebuilt every online step, and hashing their ~50k ids was a fifth of that.
-      const r = this.resolved(e);
+      // The rows each id hashes to: kept, for the holdout's 2,000 examples rebuilt every online
+      // step (hashing their ~50k ids was a fifth of that).
+      const r = this.resolved(e, keepLookups);
       for (let k = 0; k < r.rows.length; k++) {
         const w = weights[r.fields[k] as number] as Float32Array;
         const from = (r.rows[k] as number) * d;
@@ -385,8 +393,8 @@ export class Ranker {
     return out;
   }
 
-  /** `lookups(e)` as table rows, cached per example for tables of this ranker's sizes. */
-  private resolved(e: RankExample): ResolvedLookups {
+  /** `lookups(e)` as table rows; `keep` caches them per example for tables of these sizes. */
+  private resolved(e: RankExample, keep: boolean): ResolvedLookups {
     const cached = resolvedLookups.get(e);
     if (cached !== undefined && cached.tableRows === this.tableRows) return cached;
     const slots: number[] = [];
@@ -407,7 +415,7 @@ export class Ranker {
       // Float64 like the scale addRow multiplies by, so both build the same float32 rows.
       scales: Float64Array.from(scales),
     };
-    resolvedLookups.set(e, r);
+    if (keep) resolvedLookups.set(e, r);
     return r;
   }
 
