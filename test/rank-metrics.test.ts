@@ -52,4 +52,17 @@ describe('ranking metrics', () => {
     assert.ok(Number.isNaN(ndcgAtK([1, 2], [0, 0], 2)), 'no gain at all: undefined');
     assert.equal(rmse([1, 2, 3], [1, 2, 5]), Math.sqrt(4 / 3));
   });
+
+  test('NDCG@k counts tied scores as randomly ordered, wherever the relevant item is listed', () => {
+    const tied = [0.5, 0.5, 0.5, 0.5];
+    const first = ndcgAtK(tied, [3, 0, 0, 0], 4);
+    const last = ndcgAtK(tied, [0, 0, 0, 3], 4);
+    assert.equal(first, last, 'a constant score does not depend on the input order');
+    // Expected DCG with the gain equally likely at each rank, over the ideal DCG of 3.
+    const expected = (0.75 * (1 + 1 / Math.log2(3) + 1 / Math.log2(4) + 1 / Math.log2(5))) / 3;
+    assert.ok(Math.abs(first - expected) < 1e-12, `${first} vs ${expected}`);
+    // A tie that straddles k: each of its ranks inside the cut gets the tie's mean gain.
+    const straddle = ndcgAtK([0.9, 0.5, 0.5], [0, 2, 0], 2);
+    assert.ok(Math.abs(straddle - 1 / Math.log2(3) / 2) < 1e-12, `${straddle}`);
+  });
 });

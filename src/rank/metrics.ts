@@ -61,19 +61,31 @@ export function groupedAuc(
   return weight === 0 ? Number.NaN : weighted / weight;
 }
 
-/** NDCG@k of a ranking by `scores` against graded relevance `gains` (e.g. true watch seconds). */
+/**
+ * NDCG@k of a ranking by `scores` against graded relevance `gains` (e.g. true watch seconds).
+ * Tied scores count as ranked in random order (each rank of a tied run gets the run's mean
+ * gain: the expected DCG): breaking ties by position in the input let a constant score look
+ * perfect whenever the input happened to list the relevant items first.
+ */
 export function ndcgAtK(scores: ArrayLike<number>, gains: ArrayLike<number>, k: number): number {
   const n = scores.length;
+  if (gains.length !== n) throw new Error(`ndcg: ${n} scores but ${gains.length} gains`);
   const byScore = Array.from({ length: n }, (_, i) => i).sort(
-    (a, b) => (scores[b] as number) - (scores[a] as number) || a - b,
+    (a, b) => (scores[b] as number) - (scores[a] as number),
   );
   const ideal = Array.from({ length: n }, (_, i) => gains[i] as number).sort((a, b) => b - a);
   let dcg = 0;
   let idcg = 0;
-  for (let r = 0; r < Math.min(k, n); r++) {
-    const discount = 1 / Math.log2(r + 2);
-    dcg += (gains[byScore[r] as number] as number) * discount;
-    idcg += (ideal[r] as number) * discount;
+  for (let r = 0; r < Math.min(k, n); r++) idcg += (ideal[r] as number) / Math.log2(r + 2);
+  for (let r = 0; r < Math.min(k, n); ) {
+    let j = r;
+    const score = scores[byScore[r] as number] as number;
+    while (j + 1 < n && scores[byScore[j + 1] as number] === score) j++;
+    let mean = 0;
+    for (let t = r; t <= j; t++) mean += gains[byScore[t] as number] as number;
+    mean /= j - r + 1;
+    for (let t = r; t <= j && t < k; t++) dcg += mean / Math.log2(t + 2);
+    r = j + 1;
   }
   return idcg === 0 ? Number.NaN : dcg / idcg;
 }
