@@ -39,7 +39,9 @@ const { values: args } = parseArgs({
     epochs: { type: 'string', default: '6' },
     seed: { type: 'string', default: '17' },
     'sweep-samples': { type: 'string', default: '12000' },
-    'sweep-epochs': { type: 'string', default: '15' },
+    /** The sweep's most epochs: each model stops early on its own validation samples. */
+    'sweep-epochs': { type: 'string', default: '60' },
+    'sweep-seeds': { type: 'string', default: '2' },
     /** 'false': GraphSAGE without item ID rows (what recall and ctx.gnn_score were before). */
     'gnn-id-embeddings': { type: 'string', default: 'true' },
   },
@@ -173,9 +175,12 @@ async function main() {
     const sweep = await correlationSweep({
       samples: Number(args['sweep-samples']),
       epochs: Number(args['sweep-epochs']),
-      seeds: 1,
+      seeds: Number(args['sweep-seeds']),
       experts: 8,
       expertDim: 16,
+      // Early stopping: the click task overfits within a few epochs, MMoE faster, so a fixed
+      // epoch count compares how fast each overfits (README, eval:mmoe-synthetic).
+      patience: 3,
       onRow: (row) => say(JSON.stringify(row)),
     });
     const r4 = (x: number) => Number(x.toFixed(4));
