@@ -370,20 +370,16 @@ export class Ranker {
     const { idDim: d, featureWidth } = this.config;
     const width = Ranker.inputWidth(this.config);
     const out = new Float32Array(examples.length * width);
-    const weights = ID_FIELDS.map((f) => this.tables[f].weights);
+    const weights = keepLookups ? ID_FIELDS.map((f) => this.tables[f].weights) : [];
     for (let n = 0; n < examples.length; n++) {
       const e = examples[n] as RankExample;
       const base = n * width;
-      // The rows each id hashes to: kept, for the holdout's 2,000 examples rebuilt every online
-      // step (hashing their ~50k ids was a fifth of that).
-      const r = this.resolved(e, keepLookups);
-      for (let k = 0; k < r.rows.length; k++) {
-        const w = weights[r.fields[k] as number] as Float32Array;
-        const from = (r.rows[k] as number) * d;
-        const at = base + (r.slots[k] as number) * d;
-        const scale = r.scales[k] as number;
-        for (let j = 0; j < d; j++)
-          out[at + j] = (out[at + j] as number) + scale * (w[from + j] as number);
+      if (!keepLookups) {
+        lookups(e, (slot, field, id, scale) => this.addRow(out, base + slot * d, field, id, scale));
+      } else {
+        // The rows each id hashes to, kept: the holdout's 2,000 examples are rebuilt every
+        // online step, and hashing their ~50k ids was a fifth of that.
+        this.addResolved(out, base, this.resolved(e), weights);
       }
       if (e.features.length !== featureWidth)
         throw new Error(`ranker: ${e.features.length} features, expected ${featureWidth}`);
@@ -393,8 +389,26 @@ export class Ranker {
     return out;
   }
 
-  /** `lookups(e)` as table rows; `keep` caches them per example for tables of these sizes. */
-  private resolved(e: RankExample, keep: boolean): ResolvedLookups {
+  /** addRow for each of an example's resolved lookups, in the same order (the same floats). */
+  private addResolved(
+    out: Float32Array,
+    base: number,
+    r: ResolvedLookups,
+    weights: readonly Float32Array[],
+  ): void {
+    const d = this.config.idDim;
+    for (let k = 0; k < r.rows.length; k++) {
+      const w = weights[r.fields[k] as number] as Float32Array;
+      const from = (r.rows[k] as number) * d;
+      const at = base + (r.slots[k] as number) * d;
+      const scale = r.scales[k] as number;
+      for (let j = 0; j < d; j++)
+        out[at + j] = (out[at + j] as number) + scale * (w[from + j] as number);
+    }
+  }
+
+  /** `lookups(e)` as table rows, cached per example for tables of these sizes. */
+  private resolved(e: RankExample): ResolvedLookups {
     const cached = resolvedLookups.get(e);
     if (cached !== undefined && cached.tableRows === this.tableRows) return cached;
     const slots: number[] = [];
@@ -415,7 +429,7 @@ export class Ranker {
       // Float64 like the scale addRow multiplies by, so both build the same float32 rows.
       scales: Float64Array.from(scales),
     };
-    if (keep) resolvedLookups.set(e, r);
+    resolvedLookups.set(e, r);
     return r;
   }
 
