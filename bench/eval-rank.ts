@@ -44,6 +44,8 @@ const { values: args } = parseArgs({
     'sweep-seeds': { type: 'string', default: '2' },
     /** 'false': GraphSAGE without item ID rows (what recall and ctx.gnn_score were before). */
     'gnn-id-embeddings': { type: 'string', default: 'true' },
+    /** The rankers' ID embedding width (the serving default is 8: the first layer's cost). */
+    'id-dim': { type: 'string' },
   },
 });
 const say = (msg: string) => process.stderr.write(`[eval:rank] ${msg}\n`);
@@ -72,6 +74,19 @@ function watchNdcg(samples: readonly LabelledSample[], scores: ArrayLike<number>
   }
   return n === 0 ? 0 : sum / n;
 }
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/** The rankers' ID width: --id-dim, else the serving default. */
+const idDim =
+  args['id-dim'] === undefined
+    ? defaultRankerConfig(1).idDim
+    : positiveInt('id-dim', args['id-dim']);
 
 async function main() {
   const { dir, cleanup } = await tempDir('eval-rank-');
@@ -146,6 +161,7 @@ async function main() {
       const trained = await trainOffline(train, vectorizer, {
         config: {
           ...defaultRankerConfig(vectorizer.width, { users, items: Number(args.items) }),
+          idDim,
           architecture,
         },
         rng: new Rng(Number(args.seed)).fork(architecture),
@@ -188,6 +204,7 @@ async function main() {
     console.log(
       JSON.stringify({
         bench: 'eval-rank',
+        id_dim: idDim,
         train_samples: train.length,
         test_samples: test.length,
         test_ctr: r4(clicks.reduce((a, b) => a + b, 0) / clicks.length),
