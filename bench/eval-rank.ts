@@ -13,7 +13,8 @@
 //    expected watch time at the impression's time.
 // 4. The MMoE paper's synthetic correlation sweep (bench/mmoe-sweep.ts).
 //
-//   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10]
+//   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10
+//                        --id-dim 8 --sweep-samples 12000 --sweep-epochs 60 --sweep-seeds 2]
 import { parseArgs } from 'node:util';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { DEFAULT_SAGE_CONFIG } from '../src/graph/sage-model.js';

@@ -3,7 +3,8 @@
 // taskCorrelation knob), plus the same sin terms. Inputs are x = [u ⊙ v ; quality] of random
 // (user, item) pairs; task 1 is a click drawn from the true click probability (logistic loss,
 // AUC), task 2 the true watch ratio plus noise (squared loss, RMSE against the noiseless truth).
-// MMoE and shared-bottom get the same width and the same training budget.
+// MMoE and shared-bottom get the same width (unless sharedBottomWidth says otherwise) and the
+// same epochs, or, with `patience`, each stops early on its own held-out samples.
 // Used by npm run eval:mmoe-synthetic and npm run eval:rank.
 import { auc, rmse } from '../src/rank/metrics.js';
 import { type Architecture, MultiTaskNet } from '../src/rank/multitask.js';
