@@ -14,7 +14,8 @@
 // 4. The MMoE paper's synthetic correlation sweep (bench/mmoe-sweep.ts).
 //
 //   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10
-//                        --id-dim 8 --sweep-samples 12000 --sweep-epochs 60 --sweep-seeds 2]
+//                        --id-dim 8 --sweep-samples 12000 --sweep-epochs 60 --sweep-seeds 2
+//                        --hidden-share 0.3 --nonlinearity 0.3]
 import { parseArgs } from 'node:util';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { DEFAULT_SAGE_CONFIG } from '../src/graph/sage-model.js';
@@ -47,6 +48,10 @@ const { values: args } = parseArgs({
     'gnn-id-embeddings': { type: 'string', default: 'true' },
     /** The rankers' ID embedding width (the serving default is 8: the first layer's cost). */
     'id-dim': { type: 'string' },
+    /** Simulator knobs (default: the simulator's): what share of appeal metadata hides, and
+     *  the strength of the sin terms in the true affinity. For finding what limits the ratio. */
+    'hidden-share': { type: 'string' },
+    nonlinearity: { type: 'string' },
   },
 });
 const say = (msg: string) => process.stderr.write(`[eval:rank] ${msg}\n`);
@@ -121,6 +126,10 @@ async function main() {
         startTime,
         requestsPerSecond: Number(args.rps),
         newItemsPerMinute: 5,
+        ...(args['hidden-share'] === undefined
+          ? {}
+          : { hiddenShare: Number(args['hidden-share']) }),
+        ...(args.nonlinearity === undefined ? {} : { nonlinearity: Number(args.nonlinearity) }),
       },
       { recommender: switcher },
     );
@@ -206,6 +215,7 @@ async function main() {
       JSON.stringify({
         bench: 'eval-rank',
         id_dim: idDim,
+        sim: { hidden_share: sim.config.hiddenShare, nonlinearity: sim.config.nonlinearity },
         train_samples: train.length,
         test_samples: test.length,
         test_ctr: r4(clicks.reduce((a, b) => a + b, 0) / clicks.length),
