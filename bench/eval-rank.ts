@@ -17,6 +17,7 @@
 //                        --id-dim 8 --sweep-samples 12000 --sweep-epochs 60 --sweep-seeds 2
 //                        --hidden-share 0.3 --nonlinearity 0.3]
 import { parseArgs } from 'node:util';
+import { positiveInt } from '../src/cli/parse.js';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { DEFAULT_SAGE_CONFIG } from '../src/graph/sage-model.js';
 import { trainOffline } from '../src/learn/offline-train.js';
@@ -81,18 +82,20 @@ function watchNdcg(samples: readonly LabelledSample[], scores: ArrayLike<number>
   return n === 0 ? 0 : sum / n;
 }
 
-function positiveInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} must be a positive integer, got "${value}"`);
-  return n;
+/** An option's value through one of the CLI's parsers, its complaint naming the option. */
+function option<T>(name: string, value: string, parse: (v: string) => T): T {
+  try {
+    return parse(value);
+  } catch (err) {
+    throw new Error(`--${name} ${(err as Error).message}, got "${value}"`);
+  }
 }
 
 /** The rankers' ID width: --id-dim, else the serving default. */
 const idDim =
   args['id-dim'] === undefined
     ? defaultRankerConfig(1).idDim
-    : positiveInt('id-dim', args['id-dim']);
+    : option('id-dim', args['id-dim'], positiveInt);
 
 async function main() {
   const { dir, cleanup } = await tempDir('eval-rank-');

@@ -99,6 +99,19 @@ function interactions(rows: Float32Array, at: number, to: number, d: number): vo
   }
 }
 
+/** out[at..at+d) += scale × w[from..from+d): one embedding row into an input slot. */
+function addScaledRow(
+  out: Float32Array,
+  at: number,
+  w: Float32Array,
+  from: number,
+  d: number,
+  scale: number,
+): void {
+  for (let j = 0; j < d; j++)
+    out[at + j] = (out[at + j] as number) + scale * (w[from + j] as number);
+}
+
 /** An example's embedding lookups (see `lookups`) as table rows, in visiting order. */
 interface ResolvedLookups {
   /** The table sizes the rows were hashed for (Ranker.tableRows). */
@@ -335,11 +348,8 @@ export class Ranker {
     // Straight from the table's array: a row view (subarray) per lookup was most of the
     // cost of building 2,000 holdout rows per online step.
     const table = this.tables[field];
-    const w = table.weights;
     const d = table.dim;
-    const base = hashedRow(id, this.config.rows[field]) * d;
-    for (let j = 0; j < d; j++)
-      out[at + j] = (out[at + j] as number) + scale * (w[base + j] as number);
+    addScaledRow(out, at, table.weights, hashedRow(id, this.config.rows[field]) * d, d, scale);
   }
 
   private fuse(click: Float32Array, watch: Float32Array, n: number): RankScores[] {
@@ -399,11 +409,8 @@ export class Ranker {
     const d = this.config.idDim;
     for (let k = 0; k < r.rows.length; k++) {
       const w = weights[r.fields[k] as number] as Float32Array;
-      const from = (r.rows[k] as number) * d;
       const at = base + (r.slots[k] as number) * d;
-      const scale = r.scales[k] as number;
-      for (let j = 0; j < d; j++)
-        out[at + j] = (out[at + j] as number) + scale * (w[from + j] as number);
+      addScaledRow(out, at, w, (r.rows[k] as number) * d, d, r.scales[k] as number);
     }
   }
 
