@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { trainOffline } from '../src/learn/offline-train.js';
 import { OnlineTrainer } from '../src/learn/online-trainer.js';
+import { examplesOf } from '../src/learn/samples.js';
 import { FeatureVectorizer } from '../src/rank/feature-vector.js';
 import { RankerModelStore } from '../src/rank/model-store.js';
 import { Ranker, type RankerConfig } from '../src/rank/ranker.js';
@@ -75,6 +76,36 @@ describe('ranker training from samples', () => {
       trainOffline(samples(1, 50), vectorizer, { config, rng: new Rng(2) }),
       /need at least 100/,
     );
+  });
+
+  test('offline: early stopping on both tasks’ validation loss keeps the epoch with the lowest', async () => {
+    const losses = new Map<number, number>();
+    const result = await trainOffline(samples(1, 4000), vectorizer, {
+      config,
+      rng: new Rng(2),
+      maxEpochs: 6,
+      patience: 2,
+      learningRate: 0.01,
+      stopOn: 'loss',
+      onEpoch: (e) => losses.set(e.epoch, e.validationLoss as number),
+    });
+    try {
+      assert.ok([...losses.values()].every(Number.isFinite), 'a validation loss every epoch');
+      if (result.bestEpoch > 0) {
+        const best = losses.get(result.bestEpoch) as number;
+        assert.equal(best, Math.min(...losses.values()), `best epoch ${result.bestEpoch}`);
+      }
+      // The model returned is the best epoch's: its validation loss is the one recorded then.
+      const valid = samples(1, 4000)
+        .sort((a, b) => a.impressionTs - b.impressionTs)
+        .slice(3600);
+      const data = examplesOf(vectorizer, valid);
+      const again = result.ranker.loss(data.examples, data.clicked, data.watchedS);
+      if (result.bestEpoch > 0)
+        assert.ok(Math.abs(again - (losses.get(result.bestEpoch) as number)) < 1e-5, `${again}`);
+    } finally {
+      result.ranker.dispose();
+    }
   });
 
   test('online: a version every 100 samples; the guardrail refuses a broken step and keeps the last good one', async () => {

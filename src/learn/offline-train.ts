@@ -1,6 +1,8 @@
-// Offline ranker training from labelled samples: the newest share of samples (by event time)
-// (by impression time) is the validation split; training goes epoch by epoch and stops when validation AUC has not
-// improved for `patience` epochs, keeping the best epoch's weights.
+// Offline ranker training from labelled samples: the newest share of samples (by impression
+// time) is the validation split; training goes epoch by epoch and stops when the validation
+// criterion has not improved for `patience` epochs, keeping the best epoch's weights. The
+// criterion is click AUC by default (the ranking's main task); 'loss' is the training objective
+// of both tasks, which also watches the watch tower.
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
@@ -16,9 +18,18 @@ export interface OfflineTrainOptions {
   validationShare?: number;
   batchSize?: number;
   learningRate?: number;
+  /** What early stopping watches: validation click AUC (default) or both tasks' loss. */
+  stopOn?: 'click_auc' | 'loss';
   /** Continue from these weights (warm start) instead of random ones. */
   warm?: Ranker;
-  onEpoch?: (e: { epoch: number; loss: number; validationAuc: number; best: boolean }) => void;
+  onEpoch?: (e: {
+    epoch: number;
+    loss: number;
+    validationAuc: number;
+    /** With stopOn 'loss': both tasks' loss on the validation split. */
+    validationLoss?: number;
+    best: boolean;
+  }) => void;
 }
 
 export interface OfflineTrainResult {
@@ -53,7 +64,12 @@ export async function trainOffline(
     const [p] = ranker.predict(ranker.inputs(valid.examples), valid.examples.length);
     return auc(Array.from(p), valid.clicked);
   };
-  let best = { auc: validate(), epoch: 0, weights: ranker.weights() };
+  // Higher is better: AUC as it is, the loss negated.
+  const score = () =>
+    opts.stopOn === 'loss'
+      ? -ranker.loss(valid.examples, valid.clicked, valid.watchedS)
+      : Number.NEGATIVE_INFINITY;
+  let best = { auc: validate(), score: score(), epoch: 0, weights: ranker.weights() };
   const maxEpochs = opts.maxEpochs ?? 10;
   const patience = opts.patience ?? 2;
   let epoch = 0;
@@ -66,9 +82,18 @@ export async function trainOffline(
       rng: opts.rng.fork(`epoch${epoch}`),
     });
     const validationAuc = validate();
-    const improved = validationAuc > best.auc;
-    if (improved) best = { auc: validationAuc, epoch, weights: ranker.weights() };
-    opts.onEpoch?.({ epoch, loss, validationAuc, best: improved });
+    const validationScore = score();
+    const improved =
+      opts.stopOn === 'loss' ? validationScore > best.score : validationAuc > best.auc;
+    if (improved)
+      best = { auc: validationAuc, score: validationScore, epoch, weights: ranker.weights() };
+    opts.onEpoch?.({
+      epoch,
+      loss,
+      validationAuc,
+      ...(opts.stopOn === 'loss' ? { validationLoss: -validationScore } : {}),
+      best: improved,
+    });
   }
   ranker.dispose();
   return {

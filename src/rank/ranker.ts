@@ -464,6 +464,21 @@ export class Ranker {
     return this.forwardRows(out, n);
   }
 
+  /** The training objective (both tasks' losses) on labelled impressions, without training. */
+  loss(examples: readonly RankExample[], clicked: Float32Array, watchedS: Float32Array): number {
+    const n = examples.length;
+    const width = Ranker.inputWidth(this.config);
+    return tf.tidy(() => {
+      const x = this.augment(tf.tensor2d(this.inputs(examples), [n, width]));
+      const yClick = tf.tensor2d(clicked, [n, 1]);
+      const yWatch = tf.tensor2d(
+        Float32Array.from(watchedS, (s) => Math.log1p(s)),
+        [n, 1],
+      );
+      return this.net.loss(x, [yClick, yWatch]).dataSync()[0] as number;
+    });
+  }
+
   /** Trains on labelled impressions: clicked (0/1) and watched seconds (0 when not clicked). */
   async train(
     examples: readonly RankExample[],
