@@ -15,7 +15,7 @@
 //
 //   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10
 //                        --id-dim 8 --sweep-samples 12000 --sweep-epochs 60 --sweep-seeds 2
-//                        --hidden-share 0.3 --nonlinearity 0.3]
+//                        --hidden-share 0.3 --nonlinearity 0.3 --stop-on click_auc|loss]
 import { parseArgs } from 'node:util';
 import { positiveInt } from '../src/cli/parse.js';
 import type { LabelledSample } from '../src/events/schemas.js';
@@ -53,6 +53,8 @@ const { values: args } = parseArgs({
      *  the strength of the sin terms in the true affinity. For finding what limits the ratio. */
     'hidden-share': { type: 'string' },
     nonlinearity: { type: 'string' },
+    /** What the rankers' early stopping watches: 'click_auc' (as train-rank) or 'loss'. */
+    'stop-on': { type: 'string', default: 'click_auc' },
   },
 });
 const say = (msg: string) => process.stderr.write(`[eval:rank] ${msg}\n`);
@@ -90,6 +92,11 @@ function option<T>(name: string, value: string, parse: (v: string) => T): T {
     throw new Error(`--${name} ${(err as Error).message}, got "${value}"`);
   }
 }
+
+const stopOn = option('stop-on', args['stop-on'], (v) => {
+  if (v !== 'click_auc' && v !== 'loss') throw new Error("must be 'click_auc' or 'loss'");
+  return v;
+});
 
 /** The rankers' ID width: --id-dim, else the serving default. */
 const idDim =
@@ -179,6 +186,7 @@ async function main() {
         },
         rng: new Rng(Number(args.seed)).fork(architecture),
         maxEpochs: Number(args.epochs),
+        stopOn,
         patience: 1,
         onEpoch: (e) =>
           say(
@@ -218,6 +226,7 @@ async function main() {
       JSON.stringify({
         bench: 'eval-rank',
         id_dim: idDim,
+        stop_on: stopOn,
         sim: { hidden_share: sim.config.hiddenShare, nonlinearity: sim.config.nonlinearity },
         train_samples: train.length,
         test_samples: test.length,
