@@ -15,7 +15,7 @@
 //
 //   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10
 //                        --id-dim 8 --sweep-samples 12000 --sweep-epochs 60 --sweep-seeds 2
-//                        --hidden-share 0.3 --nonlinearity 0.3 --stop-on click_auc|loss]
+//                        --hidden-share 0.3 --nonlinearity 0.3 --stop-on loss|click_auc]
 import { parseArgs } from 'node:util';
 import { positiveInt } from '../src/cli/parse.js';
 import type { LabelledSample } from '../src/events/schemas.js';
@@ -53,8 +53,8 @@ const { values: args } = parseArgs({
      *  the strength of the sin terms in the true affinity. For finding what limits the ratio. */
     'hidden-share': { type: 'string' },
     nonlinearity: { type: 'string' },
-    /** What the rankers' early stopping watches: 'click_auc' (as train-rank) or 'loss'. */
-    'stop-on': { type: 'string', default: 'click_auc' },
+    /** What the rankers' early stopping watches: 'loss' (as train-rank) or 'click_auc'. */
+    'stop-on': { type: 'string', default: 'loss' },
   },
 });
 const say = (msg: string) => process.stderr.write(`[eval:rank] ${msg}\n`);

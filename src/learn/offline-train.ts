@@ -1,8 +1,10 @@
 // Offline ranker training from labelled samples: the newest share of samples (by impression
 // time) is the validation split; training goes epoch by epoch and stops when the validation
 // criterion has not improved for `patience` epochs, keeping the best epoch's weights. The
-// criterion is click AUC by default (the ranking's main task); 'loss' is the training objective
-// of both tasks, which also watches the watch tower.
+// criterion is the training objective of both tasks on the validation split by default; click
+// AUC alone left the watch tower wherever that epoch happened to leave it, and stopped earlier
+// (eval:rank, two runs each: click AUC 0.90 × oracle against 0.91 × on the loss, watch NDCG of
+// single-task 0.46–0.65 against 0.66–0.67).
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
@@ -18,7 +20,7 @@ export interface OfflineTrainOptions {
   validationShare?: number;
   batchSize?: number;
   learningRate?: number;
-  /** What early stopping watches: validation click AUC (default) or both tasks' loss. */
+  /** What early stopping watches: both tasks' validation loss (default) or click AUC. */
   stopOn?: 'click_auc' | 'loss';
   /** Continue from these weights (warm start) instead of random ones. */
   warm?: Ranker;
@@ -26,7 +28,7 @@ export interface OfflineTrainOptions {
     epoch: number;
     loss: number;
     validationAuc: number;
-    /** With stopOn 'loss': both tasks' loss on the validation split. */
+    /** Stopping on the loss: both tasks' loss on the validation split. */
     validationLoss?: number;
     best: boolean;
   }) => void;
@@ -64,11 +66,10 @@ export async function trainOffline(
     const [p] = ranker.predict(ranker.inputs(valid.examples), valid.examples.length);
     return auc(Array.from(p), valid.clicked);
   };
+  const byLoss = (opts.stopOn ?? 'loss') === 'loss';
   // Higher is better: AUC as it is, the loss negated.
   const score = () =>
-    opts.stopOn === 'loss'
-      ? -ranker.loss(valid.examples, valid.clicked, valid.watchedS)
-      : Number.NEGATIVE_INFINITY;
+    byLoss ? -ranker.loss(valid.examples, valid.clicked, valid.watchedS) : Number.NEGATIVE_INFINITY;
   let best = { auc: validate(), score: score(), epoch: 0, weights: ranker.weights() };
   const maxEpochs = opts.maxEpochs ?? 10;
   const patience = opts.patience ?? 2;
@@ -83,15 +84,14 @@ export async function trainOffline(
     });
     const validationAuc = validate();
     const validationScore = score();
-    const improved =
-      opts.stopOn === 'loss' ? validationScore > best.score : validationAuc > best.auc;
+    const improved = byLoss ? validationScore > best.score : validationAuc > best.auc;
     if (improved)
       best = { auc: validationAuc, score: validationScore, epoch, weights: ranker.weights() };
     opts.onEpoch?.({
       epoch,
       loss,
       validationAuc,
-      ...(opts.stopOn === 'loss' ? { validationLoss: -validationScore } : {}),
+      ...(byLoss ? { validationLoss: -validationScore } : {}),
       best: improved,
     });
   }

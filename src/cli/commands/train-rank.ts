@@ -42,7 +42,7 @@ export function registerTrainRank(program: Command): void {
     .option('--epochs <n>', 'at most this many passes', positiveInt, 10)
     .option(
       '--patience <n>',
-      'stop after this many epochs without a better validation AUC',
+      'stop after this many epochs without a lower validation loss (both tasks)',
       positiveInt,
       2,
     )
