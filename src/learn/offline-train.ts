@@ -67,10 +67,11 @@ export async function trainOffline(
     return auc(Array.from(p), valid.clicked);
   };
   const byLoss = (opts.stopOn ?? 'loss') === 'loss';
-  // Higher is better: AUC as it is, the loss negated.
-  const score = () =>
-    byLoss ? -ranker.loss(valid.examples, valid.clicked, valid.watchedS) : Number.NEGATIVE_INFINITY;
-  let best = { auc: validate(), score: score(), epoch: 0, weights: ranker.weights() };
+  // What early stopping compares, higher is better: the validation AUC, or the loss negated.
+  const criterion = (validationAuc: number) =>
+    byLoss ? -ranker.loss(valid.examples, valid.clicked, valid.watchedS) : validationAuc;
+  const firstAuc = validate();
+  let best = { auc: firstAuc, criterion: criterion(firstAuc), epoch: 0, weights: ranker.weights() };
   const maxEpochs = opts.maxEpochs ?? 10;
   const patience = opts.patience ?? 2;
   let epoch = 0;
@@ -83,15 +84,14 @@ export async function trainOffline(
       rng: opts.rng.fork(`epoch${epoch}`),
     });
     const validationAuc = validate();
-    const validationScore = score();
-    const improved = byLoss ? validationScore > best.score : validationAuc > best.auc;
-    if (improved)
-      best = { auc: validationAuc, score: validationScore, epoch, weights: ranker.weights() };
+    const value = criterion(validationAuc);
+    const improved = value > best.criterion;
+    if (improved) best = { auc: validationAuc, criterion: value, epoch, weights: ranker.weights() };
     opts.onEpoch?.({
       epoch,
       loss,
       validationAuc,
-      ...(byLoss ? { validationLoss: -validationScore } : {}),
+      ...(byLoss ? { validationLoss: -value } : {}),
       best: improved,
     });
   }
