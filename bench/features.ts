@@ -125,6 +125,8 @@ async function runOnce(store: FeatureStore, dir: string) {
     freshnessP99: stats.freshnessP99Ms,
     freshnessMax: stats.freshnessMaxMs,
     lateEvents: stats.lateEvents,
+    eventsPerBatch: Math.round(stats.events / Math.max(1, stats.batches)),
+    rowsPerEvent: Number((stats.rowsWritten / Math.max(1, stats.events)).toFixed(2)),
     checkpoints: stats.checkpoints,
     checkpointPauseMaxMs: stats.checkpointPauseMaxMs,
     getP50Ms: gets.getValueAtPercentile(50) / 1000,

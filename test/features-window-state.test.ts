@@ -10,8 +10,11 @@ import {
   DecayedState,
   deserializeState,
   type FeatureState,
+  HEAD_WIDTH,
+  headReaderOf,
   isExpired,
   LastNState,
+  readHead,
   SlidingWindowState,
   UnboundedState,
 } from '../src/features/window-state.js';
@@ -304,6 +307,59 @@ function feed(state: FeatureState, e: Ev, watermark: number) {
     ? state.add(e.ts, e.item, watermark)
     : state.add(e.ts, e.value, watermark);
 }
+
+describe('heads (the engine reads rows from them)', () => {
+  for (const def of defs.filter((d) => d.aggregation.kind !== 'last_n')) {
+    test(`${def.name}: readHead answers exactly as read() does, or defers to it`, () => {
+      const state = createState(def, { allowedLatenessMs: 10_000 }) as Exclude<
+        FeatureState,
+        LastNState
+      >;
+      const reader = headReaderOf(def);
+      assert.ok(reader);
+      const heads = new Float64Array(3 * HEAD_WIDTH).fill(7); // the state's head sits in the middle
+      const slide = def.window.kind === 'sliding' ? def.window.slideMs : 30_000;
+      let answered = 0;
+      let deferred = 0;
+      let maxSeen = 0;
+      for (const e of stream(11, 3000, 2_000, 8_000, 200_000)) {
+        maxSeen = Math.max(maxSeen, e.ts);
+        feed(state, e, maxSeen - 10_000);
+        state.writeHead(heads, HEAD_WIDTH);
+        const newest = state.maxEventTimeMs ?? 0;
+        for (const asOf of [
+          newest,
+          newest + slide,
+          newest + 2 * slide,
+          newest + 50_000,
+          newest - slide,
+        ]) {
+          const fromHead = readHead(reader, heads, HEAD_WIDTH, asOf);
+          if (Number.isNaN(fromHead)) {
+            deferred += 1;
+            assert.ok(
+              asOf !== newest && asOf !== newest + slide,
+              'a read in the newest bucket or the next never needs the state',
+            );
+          } else {
+            answered += 1;
+            assert.ok(Object.is(fromHead, state.read(asOf)), `${def.name} as of ${asOf}`);
+          }
+        }
+      }
+      assert.deepEqual([heads[0], heads[3 * HEAD_WIDTH - 1]], [7, 7], 'writes stay in their place');
+      assert.ok(answered > 2 * 3000, `heads answered ${answered} reads, deferred ${deferred}`);
+    });
+  }
+  test('an empty state and no state read 0', () => {
+    const reader = headReaderOf(defs[0] as AggregateFeature);
+    assert.ok(reader);
+    const heads = new Float64Array(HEAD_WIDTH).fill(Number.NaN);
+    assert.equal(readHead(reader, heads, 0, T0), 0);
+    (createState(defs[0] as AggregateFeature) as SlidingWindowState).writeHead(heads, 0);
+    assert.equal(readHead(reader, heads, 0, T0), 0);
+  });
+});
 
 describe('snapshots', () => {
   for (const def of defs) {

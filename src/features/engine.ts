@@ -38,9 +38,13 @@ import {
   createState,
   deserializeState,
   type FeatureState,
+  HEAD_WIDTH,
+  type HeadReader,
+  headReaderOf,
   isExpired,
   type LastNState,
   type NumericState,
+  readHead,
 } from './window-state.js';
 
 export interface FeatureEngineOptions {
@@ -113,7 +117,15 @@ interface KeyEntry {
    * past its end is a slow path in V8.
    */
   streams: number[];
+  /**
+   * Each numeric state's head (writeHead), at (feature index × streams.length + the stream's
+   * place in `streams`) × HEAD_WIDTH; NaN where there is no state. Derived from `states`,
+   * rewritten whenever one changes; rows are read from it (materialize).
+   */
+  heads: Float64Array;
 }
+
+const NO_HEADS = new Float64Array(0);
 
 /** The checkpoint in progress (see beginCheckpoint). */
 interface Snapshot {
@@ -132,6 +144,8 @@ const STATE_CODE = 1 << 16;
 
 interface EntityFeatures {
   aggregates: AggregateFeature[];
+  /** The head reader of each aggregate (null for last-N). */
+  readers: (HeadReader | null)[];
   derived: DerivedFeature[];
 }
 
@@ -212,7 +226,7 @@ export class FeatureEngine {
     const features = options.features ?? FEATURES;
     this.aggregates = features.filter((f): f is AggregateFeature => f.kind === 'aggregate');
     for (const f of features) {
-      const group = this.byEntity.get(f.entity) ?? { aggregates: [], derived: [] };
+      const group = this.byEntity.get(f.entity) ?? { aggregates: [], readers: [], derived: [] };
       if (f.kind === 'aggregate') {
         for (const source of f.sources) {
           const groups = this.bySource.get(source) ?? [];
@@ -225,6 +239,7 @@ export class FeatureEngine {
           this.bySource.set(source, groups);
         }
         group.aggregates.push(f);
+        group.readers.push(headReaderOf(f));
       } else {
         group.derived.push(f);
       }
@@ -279,6 +294,7 @@ export class FeatureEngine {
         states: [],
         maxTs: -1,
         streams: [],
+        heads: NO_HEADS,
       };
       for (const [streamId, feature, json] of saved) {
         const index = group.aggregates.findIndex((f) => f.name === feature);
@@ -291,6 +307,7 @@ export class FeatureEngine {
         this.addStream(entry, si);
       }
       entry.maxTs = newestEventTime(entry);
+      this.writeHeads(entry);
       this.keys.set(entityKey, entry);
     }
     for (const [itemId, category] of this.checkpoints.categories())
@@ -333,6 +350,22 @@ export class FeatureEngine {
     let at = streams.length;
     while (at > 0 && (this.streamRank[streams[at - 1] as number] as number) > rank) at -= 1;
     streams.splice(at, 0, si);
+    this.writeHeads(entry); // every place after `at` moved
+  }
+
+  /** Rewrites all of a key's heads from its states (its streams changed, or a restore). */
+  private writeHeads(entry: KeyEntry): void {
+    const aggregates = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
+    const width = entry.streams.length;
+    const heads = new Float64Array(aggregates.length * width * HEAD_WIDTH).fill(Number.NaN);
+    entry.states.forEach((perStream, fi) => {
+      entry.streams.forEach((si, place) => {
+        const state = perStream[si];
+        if (state !== undefined && state.kind !== 'last_n')
+          state.writeHead(heads, (fi * width + place) * HEAD_WIDTH);
+      });
+    });
+    entry.heads = heads;
   }
 
   /** The stream index of a record, without building its id string (the per-event path). */
@@ -465,10 +498,11 @@ export class FeatureEngine {
       const entityKey = `${entity}:${key}`;
       let entry = this.keys.get(entityKey);
       if (!entry) {
-        entry = { entity, key, states: [], maxTs: -1, streams: [] };
+        entry = { entity, key, states: [], maxTs: -1, streams: [], heads: NO_HEADS };
         this.keys.set(entityKey, entry);
       }
       let applied = false;
+      let place = entry.streams.indexOf(streamIndex);
       for (const { def, index } of features) {
         if (this.snapshot) this.preserve(entry, index, streamIndex);
         const perStream = statesOf(entry, index);
@@ -477,16 +511,21 @@ export class FeatureEngine {
           state = createState(def, { allowedLatenessMs: this.lateness });
           perStream[streamIndex] = state;
           this.addStream(entry, streamIndex);
+          place = entry.streams.indexOf(streamIndex);
         }
         const agg = def.aggregation;
-        const result =
-          agg.kind === 'last_n'
-            ? (state as LastNState).add(event.ts, event.itemId, watermark)
-            : (state as NumericState).add(
-                event.ts,
-                agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
-                watermark,
-              );
+        let result: 'applied' | 'late';
+        if (agg.kind === 'last_n') {
+          result = (state as LastNState).add(event.ts, event.itemId, watermark);
+        } else {
+          const numeric = state as NumericState;
+          result = numeric.add(
+            event.ts,
+            agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
+            watermark,
+          );
+          numeric.writeHead(entry.heads, (index * entry.streams.length + place) * HEAD_WIDTH);
+        }
         // A full last-N refusing an old click is not lateness: it would fall off at once.
         if (result === 'late' && agg.kind !== 'last_n') late = true;
         else applied = true;
@@ -516,7 +555,10 @@ export class FeatureEngine {
           entry.maxTs = -1; // recomputed below
         }
       });
-      if (entry.maxTs === -1) entry.maxTs = newestEventTime(entry);
+      if (entry.maxTs === -1) {
+        entry.maxTs = newestEventTime(entry);
+        this.writeHeads(entry);
+      }
     }
   }
 
@@ -529,6 +571,8 @@ export class FeatureEngine {
     if (asOf < 0) return null;
     const values: Record<string, FeatureValue> = {};
     const aggregates = group.aggregates;
+    const heads = entry.heads;
+    const width = streams.length;
     for (let fi = 0; fi < aggregates.length; fi += 1) {
       const def = aggregates[fi] as AggregateFeature;
       const perStream = states[fi];
@@ -543,11 +587,16 @@ export class FeatureEngine {
         values[def.name] = mergeLastN(seqs, def.aggregation.n);
         continue;
       }
+      // In stream-id order, from the heads; a place without a state reads 0 (adding +0
+      // changes no sum), and the state itself answers only when its head cannot.
+      const reader = group.readers[fi] as HeadReader;
       let sum = 0;
       if (perStream !== undefined) {
-        for (const si of streams) {
-          const s = si < perStream.length ? perStream[si] : undefined;
-          if (s !== undefined) sum += (s as NumericState).read(asOf);
+        let at = fi * width * HEAD_WIDTH;
+        for (let place = 0; place < width; place += 1, at += HEAD_WIDTH) {
+          let v = readHead(reader, heads, at, asOf);
+          if (Number.isNaN(v)) v = (perStream[streams[place] as number] as NumericState).read(asOf);
+          sum += v;
         }
       }
       values[def.name] = sum;
