@@ -6,6 +6,7 @@
 //
 //   npm run bench:features [-- --seconds 40 --speed 20]
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,11 +24,13 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '40' },
     speed: { type: 'string', default: '20' },
     gets: { type: 'string', default: '2000' },
+    'sim-nice': { type: 'string', default: '0' },
   },
 });
 const wallSeconds = Number(args.seconds);
 const speed = Number(args.speed);
 const getCount = Number(args.gets);
+const simNice = Number(args['sim-nice']);
 const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -50,6 +53,7 @@ function startSimulator(dataDir: string): { done: Promise<void> } {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  if (simNice !== 0 && child.pid !== undefined) setPriority(child.pid, simNice);
   let out = '';
   child.stdout.on('data', (d) => {
     out += String(d);
