@@ -297,6 +297,40 @@ describe('embedded log bus', () => {
     await cleanup();
   });
 
+  test("records read at a follower's tail stay intact while later reads go on", async () => {
+    // Tail reads go through reused buffers; what a poll returned must never be overwritten.
+    const { dir, cleanup } = await tempDir();
+    const writer = new LogBus({ dir, defaultPartitions: 2 });
+    await writer.append('t', [{ key: 'k', value: text('first') }]);
+    const reader = new LogBus({ dir });
+    const follower = await reader.consumer({ group: 'f', topics: ['t'] });
+    const kept: { value: Buffer; want: string }[] = [];
+    const expect = new Map<string, string>([['first', 'first']]);
+    for (let round = 0; round < 60; round += 1) {
+      const batch = Array.from({ length: 1 + (round % 5) }, (_, i) => {
+        const body = `r${round}-${i}-${'x'.repeat((round * 7 + i) % 50)}`;
+        expect.set(body, body);
+        return { key: `k${i}`, value: text(body) };
+      });
+      await writer.append('t', batch);
+      for (const r of await follower.poll({ timeoutMs: 1000, maxRecords: 1000 }))
+        kept.push({ value: r.value, want: r.value.toString() });
+    }
+    for (;;) {
+      const rest = await follower.poll({ maxRecords: 1000 });
+      if (rest.length === 0) break;
+      for (const r of rest) kept.push({ value: r.value, want: r.value.toString() });
+    }
+    assert.equal(kept.length, expect.size);
+    for (const { value, want } of kept) {
+      assert.equal(value.toString(), want, 'a value changed after it was returned');
+      assert.ok(expect.has(want));
+    }
+    await reader.close();
+    await writer.close();
+    await cleanup();
+  });
+
   test('rejects bad names and oversized records with clear errors', async () => {
     const { dir, cleanup } = await tempDir();
     const bus = new LogBus({ dir });
