@@ -41,7 +41,16 @@ async function simulate(
   return kept;
 }
 
-async function runEngine(dir: string, name: string, store?: FeatureStore, lateness?: number) {
+/** Sweeps a slice of the keys every 10 records of a stream in the replay tests (not 3,125). */
+const OFTEN = 160;
+
+async function runEngine(
+  dir: string,
+  name: string,
+  store?: FeatureStore,
+  lateness?: number,
+  sweepEvery?: number,
+) {
   const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
   const own = store ?? (await LmdbFeatureStore.open(path.join(dir, `${name}-store`)));
   const engine = await FeatureEngine.open({
@@ -50,6 +59,7 @@ async function runEngine(dir: string, name: string, store?: FeatureStore, latene
     stateDir: path.join(dir, `${name}-state`),
     group: name,
     ...(lateness === undefined ? {} : { allowedLatenessMs: lateness }),
+    ...(sweepEvery === undefined ? {} : { sweepEvery }),
   });
   await engine.catchUp();
   const stats = engine.stats();
@@ -160,6 +170,7 @@ describe('feature engine', () => {
       store,
       stateDir: path.join(dir, 'live-state'),
       group: 'live',
+      sweepEvery: OFTEN,
     });
     // Live: the engine follows the simulator as it writes (paced), in small, uneven batches.
     const stop = new AbortController();
@@ -179,7 +190,9 @@ describe('feature engine', () => {
     await store.close();
     assert.ok(liveStats.batches > 5, `live run took ${liveStats.batches} batches`);
 
-    const rebuilt = await runEngine(dir, 'rebuild');
+    const rebuilt = await runEngine(dir, 'rebuild', undefined, undefined, OFTEN);
+    assert.ok(liveStats.expiredStates > 0, 'states expired while the live run went on');
+    assert.equal(rebuilt.stats.expiredStates, liveStats.expiredStates);
     assert.equal(rebuilt.rows.size, live.size);
     for (const [k, v] of live) {
       if (JSON.stringify(v) !== JSON.stringify(rebuilt.rows.get(k))) {
@@ -201,7 +214,8 @@ describe('feature engine', () => {
   test('kill -9 mid-stream and resume gives exactly the rows of an uninterrupted run', async () => {
     const { dir, cleanup } = await tempDir();
     await simulate(dir, 600, { ...world, disorderMs: 90_000 });
-    const reference = await runEngine(dir, 'reference');
+    const reference = await runEngine(dir, 'reference', undefined, undefined, OFTEN);
+    assert.ok(reference.stats.expiredStates > 0, 'states expired along the way');
     assert.ok(reference.stats.lateEvents > 0, 'some events are later than the allowed lateness');
 
     const stateDir = path.join(dir, 'crash-state');
