@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     speed: { type: 'string', default: '20' },
     gets: { type: 'string', default: '2000' },
     'sim-nice': { type: 'string', default: '0' },
+    'sim-durability': { type: 'string', default: 'fsync' },
   },
 });
 const wallSeconds = Number(args.seconds);
@@ -49,6 +50,8 @@ function startSimulator(dataDir: string): { done: Promise<void> } {
       String(speed),
       '--duration',
       String(wallSeconds * speed),
+      '--durability',
+      args['sim-durability'],
       '--json',
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
