@@ -124,7 +124,7 @@ export class SlidingWindowState {
   private readonly cap: number;
   /**
    * [bucket index (floor(ts / slideMs)), sum, count] of each bucket with events, ascending, in
-   * one array of doubles (three arrays made each window seven heap objects for the GC to trace).
+   * one array (three arrays made each window seven heap objects for the GC to trace).
    */
   private buckets: number[] = [];
   private head: number | null = null;
