@@ -6,21 +6,16 @@ import { OnlineTrainer } from '../src/learn/online-trainer.js';
 import { examplesOf } from '../src/learn/samples.js';
 import { FeatureVectorizer } from '../src/rank/feature-vector.js';
 import { RankerModelStore } from '../src/rank/model-store.js';
-import { Ranker, type RankerConfig } from '../src/rank/ranker.js';
+import { Ranker } from '../src/rank/ranker.js';
 import { Rng } from '../src/util/rng.js';
-import { tempDir } from './helpers.js';
+import { smallRankerConfig, tempDir } from './helpers.js';
 
 const vectorizer = new FeatureVectorizer();
-const config: RankerConfig = {
-  architecture: 'mmoe',
-  idDim: 4,
+const config = smallRankerConfig({
   rows: { user: 256, item: 512, category: 32, creator: 64, tag: 64 },
   featureWidth: vectorizer.width,
-  experts: 2,
   expertDim: 8,
-  towerDim: 4,
-  fusion: { clickWeight: 1, watchWeight: 0.5 },
-};
+});
 
 /** Users like 2 of 8 categories; a liked item is clicked 60 % of the time, others 5 %. */
 function samples(seed: number, n: number, from = 0): LabelledSample[] {

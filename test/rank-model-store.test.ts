@@ -4,20 +4,11 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { isRecmasterError } from '../src/errors.js';
 import { RankerModelStore } from '../src/rank/model-store.js';
-import { type RankExample, Ranker, type RankerConfig } from '../src/rank/ranker.js';
+import { type RankExample, Ranker } from '../src/rank/ranker.js';
 import { Rng } from '../src/util/rng.js';
-import { tempDir } from './helpers.js';
+import { smallRankerConfig, tempDir } from './helpers.js';
 
-const config: RankerConfig = {
-  architecture: 'mmoe',
-  idDim: 4,
-  rows: { user: 64, item: 128, category: 16, creator: 16, tag: 16 },
-  featureWidth: 3,
-  experts: 3,
-  expertDim: 8,
-  towerDim: 4,
-  fusion: { clickWeight: 1, watchWeight: 0.5 },
-};
+const config = smallRankerConfig({ experts: 3, expertDim: 8 });
 const slots = ['a', 'b', 'c'];
 
 function examples(rng: Rng, n: number): RankExample[] {

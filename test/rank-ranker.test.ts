@@ -5,6 +5,7 @@ import { type RankExample, Ranker, type RankerConfig } from '../src/rank/ranker.
 import { hashedRow } from '../src/util/embedding-table.js';
 import { Rng } from '../src/util/rng.js';
 import { tf } from '../src/util/tf.js';
+import { smallRankerConfig } from './helpers.js';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
@@ -57,16 +58,14 @@ describe('ranker (hashed IDs + features + MMoE)', () => {
     const rng = new Rng(21);
     const w = world(21);
     const train = impressions(w, rng.fork('train'), 20_000);
-    const config: RankerConfig = {
-      architecture: 'mmoe',
+    const config = smallRankerConfig({
       idDim: 8,
       rows: { user: 512, item: 1024, category: 64, creator: 128, tag: 128 },
       featureWidth: 2,
       experts: 4,
       expertDim: 16,
       towerDim: 8,
-      fusion: { clickWeight: 1, watchWeight: 0.5 },
-    };
+    });
     const ranker = await Ranker.create(config, rng.fork('model'));
     try {
       const loss = await ranker.train(train.examples, train.clicked, train.watched, {
@@ -120,16 +119,9 @@ describe('ranker (hashed IDs + features + MMoE)', () => {
 
   test('serving, prediction and training compute the same inputs, as the tables train', async () => {
     const rng = new Rng(5);
-    const config: RankerConfig = {
-      architecture: 'mmoe',
-      idDim: 4,
+    const config = smallRankerConfig({
       rows: { user: 64, item: 128, category: 16, creator: 32, tag: 32 },
-      featureWidth: 3,
-      experts: 2,
-      expertDim: 4,
-      towerDim: 4,
-      fusion: { clickWeight: 1, watchWeight: 0.5 },
-    };
+    });
     const ranker = await Ranker.create(config, rng.fork('model'));
     const recentClicks = ['i7', 'i9', 'i11'];
     const examples: RankExample[] = Array.from({ length: 12 }, (_, k) => ({

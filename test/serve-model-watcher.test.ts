@@ -1,22 +1,12 @@
-import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { RankerModelStore } from '../src/rank/model-store.js';
-import { Ranker, type RankerConfig, type RankerModel } from '../src/rank/ranker.js';
+import { Ranker, type RankerModel } from '../src/rank/ranker.js';
 import { ModelWatcher } from '../src/serve/model-watcher.js';
 import { Rng } from '../src/util/rng.js';
-import { tempDir } from './helpers.js';
+import { smallRankerConfig, tempDir } from './helpers.js';
 
-const config: RankerConfig = {
-  architecture: 'mmoe',
-  idDim: 4,
-  rows: { user: 64, item: 128, category: 16, creator: 16, tag: 16 },
-  featureWidth: 3,
-  experts: 2,
-  expertDim: 4,
-  towerDim: 4,
-  fusion: { clickWeight: 1, watchWeight: 0.5 },
-};
+const config = smallRankerConfig();
 
 async function until(what: string, ok: () => boolean, ms = 3000): Promise<number> {
   const started = performance.now();
