@@ -99,6 +99,11 @@ function interactions(rows: Float32Array, at: number, to: number, d: number): vo
   }
 }
 
+/** The watch task's target: log1p(watched seconds) (see the header). */
+function watchTarget(watchedS: number): number {
+  return Math.log1p(watchedS);
+}
+
 /** out[at..at+d) += scale × w[from..from+d): one embedding row into an input slot. */
 function addScaledRow(
   out: Float32Array,
@@ -471,10 +476,7 @@ export class Ranker {
     return tf.tidy(() => {
       const x = this.augment(tf.tensor2d(this.inputs(examples), [n, width]));
       const yClick = tf.tensor2d(clicked, [n, 1]);
-      const yWatch = tf.tensor2d(
-        Float32Array.from(watchedS, (s) => Math.log1p(s)),
-        [n, 1],
-      );
+      const yWatch = tf.tensor2d(Float32Array.from(watchedS, watchTarget), [n, 1]);
       return this.net.loss(x, [yClick, yWatch]).dataSync()[0] as number;
     });
   }
@@ -511,7 +513,7 @@ export class Ranker {
           [b, 1],
         );
         const yWatch = tf.tensor2d(
-          Float32Array.from(idx, (i) => Math.log1p(watchedS[i] as number)),
+          Float32Array.from(idx, (i) => watchTarget(watchedS[i] as number)),
           [b, 1],
         );
         const vars = this.net.variables;
