@@ -330,7 +330,7 @@ export class FeatureEngine {
         statesOf(entry, index)[si] = deserializeState(def, json, {
           allowedLatenessMs: this.lateness,
         });
-        this.addStream(entry, si);
+        this.insertStream(entry, si);
       }
       entry.maxTs = newestEventTime(entry);
       this.writeHeads(entry);
@@ -371,13 +371,18 @@ export class FeatureEngine {
 
   /** Notes that a key has a state in a stream, keeping its list in stream-id order. */
   private addStream(entry: KeyEntry, si: number): void {
+    if (this.insertStream(entry, si)) this.writeHeads(entry); // every place after it moved
+  }
+
+  /** addStream without rewriting the heads (a restore writes them once per key at the end). */
+  private insertStream(entry: KeyEntry, si: number): boolean {
     const streams = entry.streams;
-    if (streams.includes(si)) return;
+    if (streams.includes(si)) return false;
     const rank = this.streamRank[si] as number;
     let at = streams.length;
     while (at > 0 && (this.streamRank[streams[at - 1] as number] as number) > rank) at -= 1;
     streams.splice(at, 0, si);
-    this.writeHeads(entry); // every place after `at` moved
+    return true;
   }
 
   /** Rewrites all of a key's heads from its states (its streams changed, or a restore). */
