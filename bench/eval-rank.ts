@@ -10,7 +10,11 @@
 //    stopping on the newest 10 % of the training part) and evaluated on the test samples at
 //    their logged positions: click AUC, user-grouped AUC, and NDCG@10 of watched seconds
 //    within each request; the oracle ranks by the simulator's true click probability and
-//    expected watch time at the impression's time.
+//    expected watch time at the impression's time. The oracle is also scored without each
+//    per-entity idiosyncrasy the simulator draws (a user's own interest noise, an item's
+//    hidden share, its quality) and without all three (`oracle_auc_ctr_without`): what is
+//    left is what metadata and favourite categories tell, a ceiling for a ranker that learns
+//    each user and item from a few clicks.
 // 4. The MMoE paper's synthetic correlation sweep (bench/mmoe-sweep.ts).
 //
 //   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10
@@ -208,6 +212,21 @@ async function main() {
       grouped: groupedAuc(oracleP, clicks, groups),
       watch: watchNdcg(test, oracleW),
     };
+    // The oracle that does not know some per-entity idiosyncrasies: how much of its AUC rests
+    // on what a ranker can only learn per user or per item from their few clicks.
+    const knowing = (known: { userNoise: boolean; itemHidden: boolean; quality: boolean }) =>
+      auc(
+        test.map((s) =>
+          sim.truth.clickProbabilityKnowing(s.userId, s.itemId, s.position, s.impressionTs, known),
+        ),
+        clicks,
+      );
+    const partialOracle = {
+      without_user_noise: knowing({ userNoise: false, itemHidden: true, quality: true }),
+      without_item_hidden: knowing({ userNoise: true, itemHidden: false, quality: true }),
+      without_item_quality: knowing({ userNoise: true, itemHidden: true, quality: false }),
+      shared_parts_only: knowing({ userNoise: false, itemHidden: false, quality: false }),
+    };
     say('MMoE synthetic correlation sweep');
     const sweep = await correlationSweep({
       samples: Number(args['sweep-samples']),
@@ -234,6 +253,11 @@ async function main() {
         auc_ctr: r4(mmoe.auc),
         oracle_auc_ctr: r4(oracle.auc),
         auc_ctr_over_oracle: r4(mmoe.auc / oracle.auc),
+        // Oracle AUCs with idiosyncrasies replaced by their means (Truth.clickProbabilityKnowing).
+        oracle_auc_ctr_without: Object.fromEntries(
+          Object.entries(partialOracle).map(([k, v]) => [k, r4(v)]),
+        ),
+        auc_ctr_over_shared_parts_oracle: r4(mmoe.auc / partialOracle.shared_parts_only),
         auc_ctr_shared_bottom: r4((results.shared_bottom as { auc: number }).auc),
         auc_ctr_single_task: r4((results.single_task as { auc: number }).auc),
         grouped_auc_ctr: r4(mmoe.grouped),

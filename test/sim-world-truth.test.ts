@@ -154,4 +154,49 @@ describe('truth', () => {
     assert.throws(() => t.clickProbability('u1', 'x1', 0, ts), /unknown item id/);
     assert.throws(() => t.clickProbability('u1', 'i1', -1, ts), /position/);
   });
+
+  it('computes click probabilities with chosen idiosyncrasies removed', () => {
+    const all = { userNoise: true, itemHidden: true, quality: true };
+    const none = { userNoise: false, itemHidden: false, quality: false };
+    const w = new World({ ...small, driftAtS: 60, driftShare: 0.5 });
+    const t = new Truth(w);
+    const after = w.config.startTime + 120_000;
+    const r = new Rng(5);
+    const truthP: number[] = [];
+    const partP: number[] = [];
+    for (let k = 0; k < 400; k++) {
+      const u = `u${r.int(w.userCount)}`;
+      const i = `i${r.int(w.itemCount)}`;
+      const at = k % 2 === 0 ? w.config.startTime : after; // before and after the drift
+      const p = t.clickProbability(u, i, k % 5, at);
+      assert.equal(t.clickProbabilityKnowing(u, i, k % 5, at, all), p);
+      truthP.push(p);
+      partP.push(t.clickProbabilityKnowing(u, i, k % 5, at, none));
+    }
+    // The shared parts carry most of the signal, not all of it.
+    const c = pearson(truthP, partP);
+    assert.ok(c > 0.5 && c < 0.99, `correlation ${c}`);
+    // The user's own noise is a fifth of the interest's variance per dim (drifted users too).
+    let sq = 0;
+    let n = 0;
+    for (const user of w.users) {
+      for (const part of [user, user.drift].filter((x) => x !== undefined)) {
+        for (let d = 0; d < w.dim; d++) {
+          sq += ((part.interest[d] as number) - (part.favouriteInterest[d] as number)) ** 2;
+          n++;
+        }
+      }
+    }
+    assert.ok(Math.abs(sq / n - 0.2) < 0.02, `noise variance ${sq / n}`);
+    // Without a hidden share the metadata part is the whole item vector.
+    const open = new Truth(new World({ ...small, hiddenShare: 0 }));
+    const itemOnly = { userNoise: true, itemHidden: false, quality: true };
+    for (const i of ['i0', 'i7', 'i99'])
+      assert.ok(
+        Math.abs(
+          open.clickProbabilityKnowing('u3', i, 0, w.config.startTime, itemOnly) -
+            open.clickProbability('u3', i, 0, w.config.startTime),
+        ) < 1e-12,
+      );
+  });
 });

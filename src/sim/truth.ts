@@ -82,8 +82,10 @@ export class Truth {
 
   /** Task signals a_t = w_t·x + Σ nonlinearity·sin(α_i·w_t·x + β_i), x = u(t) ⊙ v. */
   signalsIdx(userIndex: number, itemIndex: number, tMs: number): TaskSignals {
-    const u = this.world.interestAt(userIndex, tMs);
-    const v = this.world.item(itemIndex).v;
+    return this.signalsOf(this.world.interestAt(userIndex, tMs), this.world.item(itemIndex).v);
+  }
+
+  private signalsOf(u: Float64Array, v: Float64Array): TaskSignals {
     let l1 = 0;
     let l2 = 0;
     for (let d = 0; d < this.dim; d++) {
@@ -100,6 +102,31 @@ export class Truth {
       a2 += this.nonlinearity * Math.sin(al * l2 + be);
     }
     return { a1, a2 };
+  }
+
+  /**
+   * The click probability as a predictor would compute it that knows only some of the world's
+   * per-entity idiosyncrasies (each `false` replaces one by its mean): the user's own noise
+   * (else the interest is its favourite categories' part), the item's hidden share (else the
+   * vector is its metadata part, sqrt(1-h)·vObs), the item's quality (else 0). All `true` is
+   * clickProbability. A ceiling for rankers that learn each user and item from a few clicks.
+   */
+  clickProbabilityKnowing(
+    userId: string,
+    itemId: string,
+    position: number,
+    tMs: number,
+    known: { userNoise: boolean; itemHidden: boolean; quality: boolean },
+  ): number {
+    checkPosition(position);
+    const user = this.world.interestsAt(this.world.userIndex(userId), tMs);
+    const item = this.world.item(this.world.itemIndex(itemId));
+    const u = known.userNoise ? user.interest : user.favouriteInterest;
+    const keep = Math.sqrt(1 - this.world.config.hiddenShare);
+    const v = known.itemHidden ? item.v : item.vObs.map((x) => keep * x);
+    const q = known.quality ? item.quality : 0;
+    const { a1 } = this.signalsOf(u, v);
+    return examination(position) * sigmoid(TRUTH.bCtr + TRUTH.sCtr * a1 + TRUTH.sQ * q);
   }
 
   /** Position-free click logit: b_ctr + s_ctr·a1 + s_q·q. */

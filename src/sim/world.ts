@@ -36,10 +36,16 @@ export interface WorldUser {
   readonly id: string;
   readonly favourites: readonly number[];
   readonly interest: Float64Array;
+  /** The favourite categories' part of `interest`, without the user's own noise. */
+  readonly favouriteInterest: Float64Array;
   /** Relative request rate. */
   readonly activity: number;
   /** Set when this user drifts at driftAtS. */
-  readonly drift?: { readonly favourites: readonly number[]; readonly interest: Float64Array };
+  readonly drift?: {
+    readonly favourites: readonly number[];
+    readonly interest: Float64Array;
+    readonly favouriteInterest: Float64Array;
+  };
 }
 
 export const categoryId = (k: number) => `c${k}`;
@@ -122,7 +128,7 @@ export class World {
         const user = users[n] as WorldUser;
         const r = this.rng.fork(`drift/${n}`);
         const favourites = this.pickFavourites(r, user.favourites);
-        users[n] = { ...user, drift: { favourites, interest: this.interestFrom(r, favourites) } };
+        users[n] = { ...user, drift: { favourites, ...this.interestFrom(r, favourites) } };
       }
     }
     this.users = users;
@@ -187,19 +193,25 @@ export class World {
 
   /** The user's interest vector at event time `tMs` (drifted users switch at driftTimeMs). */
   interestAt(userIndex: number, tMs: number): Float64Array {
+    return this.interestsAt(userIndex, tMs).interest;
+  }
+
+  /** The user's interest at `tMs` with its favourite-category part (drift included). */
+  interestsAt(
+    userIndex: number,
+    tMs: number,
+  ): { interest: Float64Array; favouriteInterest: Float64Array } {
     const user = this.user(userIndex);
-    if (user.drift && this.driftTimeMs !== null && tMs >= this.driftTimeMs) {
-      return user.drift.interest;
-    }
-    return user.interest;
+    if (user.drift && this.driftTimeMs !== null && tMs >= this.driftTimeMs) return user.drift;
+    return user;
   }
 
   private makeUser(n: number): WorldUser {
     const r = this.rng.fork(`user/${n}`);
     const favourites = this.pickFavourites(r, []);
-    const interest = this.interestFrom(r, favourites);
+    const { interest, favouriteInterest } = this.interestFrom(r, favourites);
     const activity = Math.exp(ACTIVITY_LOG_SD * r.normal() - ACTIVITY_LOG_SD ** 2 / 2);
-    return { index: n, id: userId(n), favourites, interest, activity };
+    return { index: n, id: userId(n), favourites, interest, favouriteInterest, activity };
   }
 
   /** 1-3 distinct categories by popularity, avoiding `exclude` when there are others left. */
@@ -218,7 +230,10 @@ export class World {
   }
 
   /** sqrt(1-η)·Σ w_k c_k + sqrt(η)·noise with Σ w_k² = 1, so every dim has unit variance. */
-  private interestFrom(r: Rng, favourites: readonly number[]): Float64Array {
+  private interestFrom(
+    r: Rng,
+    favourites: readonly number[],
+  ): { interest: Float64Array; favouriteInterest: Float64Array } {
     const weights = favourites.map(() => r.gamma(1));
     const norm = Math.sqrt(weights.reduce((s, w) => s + w * w, 0));
     const u = new Float64Array(this.dim);
@@ -228,9 +243,10 @@ export class World {
       const w = (a * (weights[i] as number)) / norm;
       for (let d = 0; d < this.dim; d++) u[d] = (u[d] as number) + w * (c[d] as number);
     });
+    const favouriteInterest = Float64Array.from(u);
     const b = Math.sqrt(USER_NOISE);
     for (let d = 0; d < this.dim; d++) u[d] = (u[d] as number) + b * r.normal();
-    return u;
+    return { interest: u, favouriteInterest };
   }
 
   private makeItem(n: number): WorldItem {
