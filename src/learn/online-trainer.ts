@@ -6,7 +6,8 @@
 // more than `maxAucDrop` below the serving version's AUC on the same holdout, is not
 // published; the working model goes back to the serving version's weights and learning
 // carries on from there. The holdout is every `holdoutEvery`-th sample by impression id
-// (never trained on), the newest `holdoutSize` (default 2,000) of them.
+// (never trained on): the newest 200 clicked and 600 other ones by default (holdout.ts says why
+// per class).
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
@@ -15,6 +16,7 @@ import { type RankExample, Ranker, type RankerWeights } from '../rank/ranker.js'
 import { exampleFromSnapshot } from '../rank/snapshot.js';
 import { allFinite } from '../util/finite.js';
 import type { Rng } from '../util/rng.js';
+import { ClassBalancedHoldout } from './holdout.js';
 import { examplesOf, hasSnapshot, inHoldout } from './samples.js';
 
 export interface OnlineTrainerOptions {
@@ -24,7 +26,10 @@ export interface OnlineTrainerOptions {
   stepEvery?: number;
   learningRate?: number;
   holdoutEvery?: number;
-  holdoutSize?: number;
+  /** The holdout keeps the newest this many clicked samples (default 200)… */
+  holdoutPositives?: number;
+  /** …and the newest this many others (default 600). */
+  holdoutNegatives?: number;
   /** Refuse a version whose holdout AUC is this much below the serving one's. Default 0.02. */
   maxAucDrop?: number;
   /** The holdout needs this many samples with both labels before AUC is compared. */
@@ -76,13 +81,10 @@ export class OnlineTrainer {
   /** Holdout scores of the serving model, and of the last candidate, by impression id. */
   private servingScores = new Map<string, number>();
   private candidateScores = new Map<string, number>();
-  private readonly holdout: LabelledSample[] = [];
-  /** The holdout's examples, built once per sample (rebuilding them each step cost half of it). */
-  private readonly holdoutExamples: RankExample[] = [];
+  private readonly holdout: ClassBalancedHoldout;
   private readonly stepEvery: number;
   private readonly learningRate: number;
   private readonly holdoutEvery: number;
-  private readonly holdoutSize: number;
   private readonly maxAucDrop: number;
   private readonly minHoldout: number;
   private readonly counts = { samples: 0, skipped: 0, steps: 0, published: 0, refused: 0 };
@@ -98,7 +100,10 @@ export class OnlineTrainer {
     this.stepEvery = opts.stepEvery ?? 100;
     this.learningRate = opts.learningRate ?? 0.001;
     this.holdoutEvery = opts.holdoutEvery ?? 10;
-    this.holdoutSize = opts.holdoutSize ?? 2000;
+    this.holdout = new ClassBalancedHoldout(
+      opts.holdoutPositives ?? 200,
+      opts.holdoutNegatives ?? 600,
+    );
     this.maxAucDrop = opts.maxAucDrop ?? 0.02;
     this.minHoldout = opts.minHoldout ?? 300;
   }
@@ -132,7 +137,7 @@ export class OnlineTrainer {
     return {
       ...this.counts,
       waiting: this.waiting.length,
-      holdout: this.holdout.length,
+      holdout: this.holdout.size,
       servingVersion: this.servingVersion,
     };
   }
@@ -161,12 +166,7 @@ export class OnlineTrainer {
   private async take(sample: LabelledSample): Promise<StepResult[]> {
     this.counts.samples++;
     if (inHoldout(sample.impressionId, this.holdoutEvery)) {
-      this.holdout.push(sample);
-      this.holdoutExamples.push(exampleFromSnapshot(this.opts.vectorizer, sample));
-      if (this.holdout.length > this.holdoutSize) {
-        this.holdout.shift();
-        this.holdoutExamples.shift();
-      }
+      this.holdout.add({ sample, example: exampleFromSnapshot(this.opts.vectorizer, sample) });
       return [];
     }
     this.buffer.push(sample);
@@ -274,12 +274,12 @@ export class OnlineTrainer {
    */
   private scoreNewHoldout(): void {
     const fresh = this.holdout
-      .map((s, i) => ({ s, i }))
-      .filter(({ s }) => !this.servingScores.has(s.impressionId));
+      .rows()
+      .filter(({ sample }) => !this.servingScores.has(sample.impressionId));
     if (fresh.length === 0) return;
-    const ex = fresh.map(({ i }) => this.holdoutExamples[i] as RankExample);
+    const ex = fresh.map((r) => r.example);
     const [p] = this.working.predict(this.working.inputs(ex, undefined, true), ex.length);
-    fresh.forEach(({ s }, k) => {
+    fresh.forEach(({ sample: s }, k) => {
       // A non-finite score means the working model is broken already (its step will be
       // refused): leave the sample unscored until a published model scores it.
       const score = p?.[k] as number;
@@ -293,16 +293,21 @@ export class OnlineTrainer {
    * published, and then it is the candidate just scored), so a step scores the holdout once.
    */
   private compareOnHoldout(): [number | null, number | null] {
-    if (this.holdout.length < this.minHoldout) return [null, null];
+    const rows = this.holdout.rows();
+    if (rows.length < this.minHoldout) return [null, null];
     const [working] = this.working.predict(
-      this.working.inputs(this.holdoutExamples, undefined, true),
-      this.holdoutExamples.length,
+      this.working.inputs(
+        rows.map((r) => r.example),
+        undefined,
+        true,
+      ),
+      rows.length,
     );
     this.candidateScores = new Map(
-      this.holdout.map((s, i) => [s.impressionId, working?.[i] as number]),
+      rows.map(({ sample }, i) => [sample.impressionId, working?.[i] as number]),
     );
     // Both models on the same samples: those the serving model has a score for.
-    const both = this.holdout.flatMap((s, i) => {
+    const both = rows.flatMap(({ sample: s }, i) => {
       const serving = this.servingScores.get(s.impressionId);
       return serving === undefined
         ? []
