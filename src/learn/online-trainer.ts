@@ -12,7 +12,7 @@ import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
 import type { RankerModelStore } from '../rank/model-store.js';
-import { type RankExample, Ranker, type RankerWeights } from '../rank/ranker.js';
+import { Ranker, type RankerWeights } from '../rank/ranker.js';
 import { exampleFromSnapshot } from '../rank/snapshot.js';
 import { allFinite } from '../util/finite.js';
 import type { Rng } from '../util/rng.js';
