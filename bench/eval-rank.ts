@@ -15,6 +15,8 @@
 //    hidden share, its quality) and without all three (`oracle_auc_ctr_without`): what is
 //    left is what metadata and favourite categories tell, a ceiling for a ranker that learns
 //    each user and item from a few clicks.
+//    A logistic factorisation model on the same samples, without features, is the simple
+//    baseline (bench/factorisation-baseline.ts).
 // 4. The MMoE paper's synthetic correlation sweep (bench/mmoe-sweep.ts).
 //
 //   npm run eval:rank [-- --users 2000 --items 3000 --warmup-s 1800 --log-s 2400 --rps 10
@@ -34,6 +36,7 @@ import { defaultRankerConfig } from '../src/rank/ranker.js';
 import { Simulator } from '../src/sim/index.js';
 import { Rng } from '../src/util/rng.js';
 import { machine, tempDir } from './common.js';
+import { factorisationScores } from './factorisation-baseline.js';
 import { correlationSweep } from './mmoe-sweep.js';
 
 const { values: args } = parseArgs({
@@ -207,6 +210,11 @@ async function main() {
       };
       r.dispose();
     }
+    say('factorisation baseline');
+    const factorisation = factorisationScores(train, test, {
+      seed: Number(args.seed),
+      onEpoch: (e, loss) => say(`factorisation epoch ${e}: validation loss ${loss.toFixed(4)}`),
+    });
     const oracle = {
       auc: auc(oracleP, clicks),
       grouped: groupedAuc(oracleP, clicks, groups),
@@ -260,6 +268,9 @@ async function main() {
         auc_ctr_over_shared_parts_oracle: r4(mmoe.auc / partialOracle.shared_parts_only),
         auc_ctr_shared_bottom: r4((results.shared_bottom as { auc: number }).auc),
         auc_ctr_single_task: r4((results.single_task as { auc: number }).auc),
+        // Logistic factorisation on the same samples, no features (factorisation-baseline.ts).
+        auc_ctr_factorisation: r4(auc(factorisation, clicks)),
+        grouped_auc_ctr_factorisation: r4(groupedAuc(factorisation, clicks, groups)),
         grouped_auc_ctr: r4(mmoe.grouped),
         oracle_grouped_auc_ctr: r4(oracle.grouped),
         grouped_auc_ctr_shared_bottom: r4((results.shared_bottom as { grouped: number }).grouped),
