@@ -9,7 +9,12 @@
 //
 // AUC is progressive (each sample scored by both models before the trainer learns from it),
 // over all labelled samples of the loop, in windows of --window samples:
-//   auc_before          online model, the last window before the drift
+//   auc_before          online model, the last --before-samples (10,000) samples before the
+//                       drift; it used to be the last window alone (2,000 samples, ~120
+//                       clicks), whose noise (± 0.025) set how high the bar to recover was:
+//                       samples_to_recover ranged 2,000–106,600 between runs with it
+//   *_se                the standard errors (Hanley–McNeil) of auc_before and of one window's
+//                       AUC: a trailing window meets the bar by chance when the gap is ~1 SE
 //   auc_*_after         all post-drift samples after the first window (robust); *_last_window
 //                       the newest window alone
 //   samples_to_recover  labelled samples after the drift until the online model's AUC over
@@ -17,7 +22,8 @@
 //                       (null if never; at least --window by construction)
 //   ctr_*_after         simulated click-through of each arm's impressions after the drift
 //
-//   npm run eval:drift [-- --users 1000 --items 2000 --rps 10 --drift-share 0.6]
+//   npm run eval:drift [-- --users 1000 --items 2000 --rps 10 --drift-share 0.6 --window 2000
+//                         --before-samples 10000]
 import { parseArgs } from 'node:util';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { trainOffline } from '../src/learn/offline-train.js';
@@ -25,7 +31,7 @@ import { OnlineTrainer } from '../src/learn/online-trainer.js';
 import { ArmRouter, LearningLoop } from '../src/loop/learning-loop.js';
 import { EmbeddedStack, PhasedRecommender } from '../src/loop/stack.js';
 import { FeatureVectorizer } from '../src/rank/feature-vector.js';
-import { auc } from '../src/rank/metrics.js';
+import { auc, aucStandardError } from '../src/rank/metrics.js';
 import { RankerModelStore } from '../src/rank/model-store.js';
 import { defaultRankerConfig, Ranker } from '../src/rank/ranker.js';
 import { Simulator } from '../src/sim/index.js';
@@ -44,6 +50,7 @@ const { values: args } = parseArgs({
     'drift-share': { type: 'string', default: '0.6' },
     'frozen-share': { type: 'string', default: '0.5' },
     window: { type: 'string', default: '2000' },
+    'before-samples': { type: 'string', default: '10000' },
     seed: { type: 'string', default: '23' },
   },
 });
@@ -168,9 +175,12 @@ async function main() {
     if (!finalLoop) throw new Error('the run ended before the loop started');
     await finalLoop.learn((await stack.newSamples(true)).filter(learnFrom));
 
-    const before = finalLoop.rollingAuc(Number.NEGATIVE_INFINITY, driftAt);
     const after = finalLoop.rollingAuc(driftAt);
     const post = finalLoop.history().filter((s) => s.ts >= driftAt);
+    const pre = finalLoop
+      .history()
+      .filter((s) => s.ts < driftAt)
+      .slice(-n('before-samples'));
     type Scored = (typeof post)[number];
     /** Click AUC of one arm's scores over some samples; null without a click among them. */
     const aucOf = (samples: Scored[], score: 'online' | 'frozen') =>
@@ -180,8 +190,17 @@ async function main() {
             samples.map((s) => s.clicked),
           )
         : null;
+    const aucBefore = aucOf(pre, 'online');
+    const clicksIn = (samples: Scored[]) => samples.reduce((a, s) => a + s.clicked, 0);
+    const seOf = (a: number | null, positives: number, total: number) =>
+      a === null || positives === 0 || positives === total
+        ? null
+        : aucStandardError(a, positives, total - positives);
+    const preClicks = clicksIn(pre);
+    // One window's noise, at the bar and at the click rate before the drift.
+    const windowClicks = Math.max(1, Math.round((preClicks / Math.max(1, pre.length)) * window));
     const recoverAt = (score: 'online' | 'frozen') => {
-      const target = 0.98 * (before.aucOnline ?? 1);
+      const target = 0.98 * (aucBefore ?? 1);
       for (let k = window; k <= post.length; k += 100) {
         const a = aucOf(post.slice(k - window, k), score);
         if (a !== null && a >= target) return k;
@@ -204,8 +223,11 @@ async function main() {
         drift_share: n('drift-share'),
         frozen_share: n('frozen-share'),
         window,
-        auc_before: r4(before.aucOnline),
-        auc_frozen_before: r4(before.aucFrozen),
+        before_samples: pre.length,
+        auc_before: r4(aucBefore),
+        auc_before_se: r4(seOf(aucBefore, preClicks, pre.length)),
+        auc_frozen_before: r4(aucOf(pre, 'frozen')),
+        window_auc_se: r4(seOf(0.98 * (aucBefore ?? 1), windowClicks, window)),
         auc_online_first_window_after: r4(dip('online')),
         auc_frozen_first_window_after: r4(dip('frozen')),
         auc_online_after: r4(settledAuc('online')),

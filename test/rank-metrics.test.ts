@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { auc, groupedAuc, ndcgAtK, rmse } from '../src/rank/metrics.js';
+import { auc, aucStandardError, groupedAuc, ndcgAtK, rmse } from '../src/rank/metrics.js';
 import { Rng } from '../src/util/rng.js';
 
 /** The definition itself: pairs of (positive, negative), ties counting one half. O(n²). */
@@ -34,6 +34,23 @@ describe('ranking metrics', () => {
     assert.equal(auc([3, 2, 1], [0, 1, 1]), 0);
     assert.ok(Number.isNaN(auc([1, 2], [1, 1])), 'one class only: undefined');
     assert.throws(() => auc([1, 2], [1]), /2 scores but 1 labels/);
+  });
+
+  test('the AUC standard error matches the spread of AUCs over repeated samples', () => {
+    // Scores: positives ~ N(1, 1), negatives ~ N(0, 1) (true AUC ≈ 0.76); 120 clicks in 2,000.
+    const rng = new Rng(11);
+    const aucs: number[] = [];
+    for (let trial = 0; trial < 300; trial++) {
+      const labels = Array.from({ length: 2000 }, (_, i) => (i < 120 ? 1 : 0));
+      const scores = labels.map((y) => y + rng.normal());
+      aucs.push(auc(scores, labels));
+    }
+    const mean = aucs.reduce((a, b) => a + b, 0) / aucs.length;
+    const sd = Math.sqrt(aucs.reduce((a, b) => a + (b - mean) ** 2, 0) / (aucs.length - 1));
+    const se = aucStandardError(mean, 120, 1880);
+    assert.ok(Math.abs(se - sd) / sd < 0.2, `formula ${se} against observed ${sd}`);
+    assert.ok(se > 0.015 && se < 0.03, `${se}`);
+    assert.throws(() => aucStandardError(0.7, 0, 10), /both classes/);
   });
 
   test('grouped AUC weights users by impressions and skips one-class users', () => {

@@ -100,3 +100,20 @@ export function rmse(predicted: ArrayLike<number>, actual: ArrayLike<number>): n
   }
   return Math.sqrt(sum / predicted.length);
 }
+
+/**
+ * Standard error of an AUC estimated from `positives` and `negatives` (Hanley & McNeil, 1982:
+ * the exponential-score approximation). Its size is set mostly by the rarer class: at a 6 %
+ * click rate 2,000 samples give ~0.025 around an AUC of 0.75.
+ */
+export function aucStandardError(aucValue: number, positives: number, negatives: number): number {
+  if (!(positives >= 1 && negatives >= 1))
+    throw new Error(`aucStandardError: needs both classes, got ${positives} and ${negatives}`);
+  const a = aucValue;
+  const q1 = a / (2 - a);
+  const q2 = (2 * a * a) / (1 + a);
+  const v =
+    (a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) /
+    (positives * negatives);
+  return Math.sqrt(Math.max(0, v));
+}
