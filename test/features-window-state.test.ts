@@ -15,9 +15,11 @@ import {
   isExpired,
   LastNState,
   readHead,
+  readStateBinary,
   SlidingWindowState,
   UnboundedState,
 } from '../src/features/window-state.js';
+import { BinaryReader, BinaryWriter } from '../src/util/binary.js';
 
 /** mulberry32: a small seeded PRNG, so failures reproduce. */
 function rng(seed: number): () => number {
@@ -434,6 +436,70 @@ describe('snapshots', () => {
     }
     encoder.begin();
     assert.equal(encoder.end(), null, 'a key without states encodes as null');
+  });
+
+  test('sliding windows encode compactly, and the three-float64 encoding still reads', () => {
+    // A counting window (sums are counts) and a summing one with sums that are not counts.
+    const counting = new SlidingWindowState(60_000, 1_000, 'count', { allowedLatenessMs: 5_000 });
+    const summing = new SlidingWindowState(60_000, 1_000, 'sum', { allowedLatenessMs: 5_000 });
+    let max = 0;
+    for (const e of stream(5, 2_000, 120, 3_000, 60_000)) {
+      max = Math.max(max, e.ts);
+      counting.add(e.ts, 1, max - 5_000);
+      summing.add(e.ts, e.value / 3, max - 5_000);
+    }
+    const bucketsOf = (s: SlidingWindowState) =>
+      (s.serialize() as { buckets: unknown[] }).buckets.length;
+    assert.ok(bucketsOf(counting) > 30, 'enough buckets to matter');
+    for (const state of [counting, summing]) {
+      const w = new BinaryWriter();
+      state.writeTo(w);
+      const bytes = w.bytes();
+      assert.deepEqual(readStateBinary(new BinaryReader(bytes)), state.serialize());
+      // The three-float64 form: 24 bytes a bucket after the same 42-byte head.
+      const wide = 42 + 4 + 24 * bucketsOf(state);
+      assert.ok(
+        bytes.length < (state === counting ? wide / 4 : wide * 0.7),
+        `${bytes.length} vs ${wide}`,
+      );
+      // Checkpoints written before the compact form still restore.
+      const json = state.serialize();
+      assert.ok(json.kind === 'sliding' && json.headTotals && json.maxEventTimeMs !== null);
+      const old = new BinaryWriter();
+      old.u8(1);
+      for (const x of [json.sizeMs, json.slideMs]) old.f64(x);
+      old.u8(state.measure === 'count' ? 0 : 1);
+      old.f64(json.maxEventTimeMs);
+      for (const x of json.headTotals) old.f64(x);
+      old.u32(json.buckets.length);
+      for (const x of json.buckets.flat()) old.f64(x);
+      assert.deepEqual(readStateBinary(new BinaryReader(old.bytes())), state.serialize());
+    }
+    // Event times before 1970 make negative bucket indexes: the float64 form, still exact.
+    const early = new SlidingWindowState(60_000, 1_000, 'count');
+    early.add(-30_500, 1, -40_000);
+    early.add(-29_000, 1, -40_000);
+    const w = new BinaryWriter();
+    early.writeTo(w);
+    assert.equal(w.bytes()[0], 1, 'the float64 form');
+    assert.deepEqual(readStateBinary(new BinaryReader(w.bytes())), early.serialize());
+  });
+
+  test('varints round-trip every safe integer size and refuse what they cannot hold', () => {
+    const values = [0, 1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32 + 5, 2 ** 53 - 1];
+    const w = new BinaryWriter(4);
+    for (const v of values) w.uvar(v);
+    const r = new BinaryReader(w.bytes());
+    assert.deepEqual(
+      values.map(() => r.uvar()),
+      values,
+    );
+    assert.ok(r.done);
+    for (const bad of [-1, 0.5, 2 ** 53, Number.NaN]) assert.throws(() => w.uvar(bad), RangeError);
+    assert.throws(
+      () => new BinaryReader(Buffer.from([0x80, 0x80])).uvar(),
+      (err) => isRecmasterError(err, 'E_STORE_FORMAT'),
+    );
   });
 
   test('a snapshot made for another definition or malformed is refused', () => {

@@ -301,16 +301,52 @@ export class SlidingWindowState {
   }
 
   /** What serialize() says, in binary (readStateBinary reads it back as the same JSON). */
+  /**
+   * Compactly when it can be exact: bucket indexes as varint steps from the one before and
+   * counts as varints, sums left out when each equals its count (a counting window, 95 % of
+   * them). A bucket as three float64s was most of a checkpoint's bytes (13.9 of 17.1 MB for a
+   * 454k-event log; ~10 MB this way). Otherwise (a negative bucket index), three float64s.
+   */
   writeTo(w: BinaryWriter): void {
-    w.u8(KIND_CODE.sliding);
+    const b = this.buckets;
+    let compact = true;
+    let countedOnly = true;
+    for (let i = 0; i < b.length; i += 3) {
+      const index = b[i] as number;
+      const count = b[i + 2] as number;
+      const after = i === 0 ? 0 : (b[i - 3] as number);
+      if (
+        !(
+          Number.isSafeInteger(index) &&
+          index >= after &&
+          Number.isSafeInteger(count) &&
+          count >= 0
+        )
+      )
+        compact = false;
+      if (!Object.is(b[i + 1], count)) countedOnly = false;
+    }
+    w.u8(compact ? KIND_CODE.sliding_compact : KIND_CODE.sliding);
     w.f64(this.sizeMs);
     w.f64(this.slideMs);
     w.u8(MEASURE_CODE[this.measure]);
     w.f64(this.maxTs ?? Number.NaN);
     w.f64(this.headSum);
     w.f64(this.headCount);
-    w.u32(this.buckets.length / 3);
-    for (const x of this.buckets) w.f64(x);
+    if (!compact) {
+      w.u32(b.length / 3);
+      for (const x of b) w.f64(x);
+      return;
+    }
+    w.uvar(b.length / 3);
+    w.u8(countedOnly ? 1 : 0);
+    let previous = 0;
+    for (let i = 0; i < b.length; i += 3) {
+      w.uvar((b[i] as number) - previous); // ascending: never negative
+      previous = b[i] as number;
+      w.uvar(b[i + 2] as number);
+      if (!countedOnly) w.f64(b[i + 1] as number);
+    }
   }
 
   /** Restores buckets; with a smaller lateness than when saved, the oldest buckets are dropped. */
@@ -586,7 +622,7 @@ function dropFront(a: number[], n: number): void {
   a.length -= n;
 }
 
-const KIND_CODE = { sliding: 1, decayed: 2, unbounded: 3, last_n: 4 } as const;
+const KIND_CODE = { sliding: 1, decayed: 2, unbounded: 3, last_n: 4, sliding_compact: 5 } as const;
 const MEASURE_CODE = { count: 0, sum: 1 } as const;
 const MEASURES: readonly Measure[] = ['count', 'sum'];
 
@@ -612,6 +648,25 @@ export function readStateBinary(r: BinaryReader): StateJson {
       const headTotals: [number, number] = [r.f64(), r.f64()];
       const buckets: [number, number, number][] = [];
       for (let n = r.u32(); n > 0; n--) buckets.push([r.f64(), r.f64(), r.f64()]);
+      return { kind: 'sliding', ...head, buckets, headTotals } as StateJson;
+    }
+    case KIND_CODE.sliding_compact: {
+      const head = {
+        sizeMs: r.f64(),
+        slideMs: r.f64(),
+        measure: measure(),
+        maxEventTimeMs: time(),
+      };
+      const headTotals: [number, number] = [r.f64(), r.f64()];
+      const n = r.uvar();
+      const countedOnly = r.u8() === 1;
+      const buckets: [number, number, number][] = [];
+      let index = 0;
+      for (let k = 0; k < n; k++) {
+        index += r.uvar();
+        const count = r.uvar();
+        buckets.push([index, countedOnly ? count : r.f64(), count]);
+      }
       return { kind: 'sliding', ...head, buckets, headTotals } as StateJson;
     }
     case KIND_CODE.decayed:

@@ -44,6 +44,18 @@ export class BinaryWriter {
     this.at += 8;
   }
 
+  /** A non-negative safe integer in 7-bit groups, low first (1 byte below 128). */
+  uvar(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0))
+      throw new RangeError(`uvar: ${n} is not a non-negative safe integer`);
+    this.room(8);
+    while (n >= 128) {
+      this.buf[this.at++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.at++] = n;
+  }
+
   str(s: string): void {
     const max = Buffer.byteLength(s, 'utf8');
     this.u32(max);
@@ -111,6 +123,19 @@ export class BinaryReader {
     const n = this.view.getFloat64(this.at, true);
     this.at += 8;
     return n;
+  }
+
+  uvar(): number {
+    let n = 0;
+    let scale = 1;
+    for (;;) {
+      const b = this.u8();
+      n += (b & 127) * scale;
+      if (b < 128) return n;
+      scale *= 128;
+      if (scale > 2 ** 56)
+        throw new RecmasterError('E_STORE_FORMAT', `varint too long at byte ${this.at}`);
+    }
   }
 
   str(): string {
