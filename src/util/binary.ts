@@ -1,6 +1,7 @@
 // A little-endian byte writer and reader for compact snapshots (the feature engine's
-// checkpoint). Numbers go in as float64 bit for bit, so a state restored from them continues
-// exactly as the original would have; strings as UTF-8 with a length.
+// checkpoint). Numbers go in as float64 bit for bit, or as varints when they are non-negative
+// safe integers, so a state restored from them continues exactly as the original would have;
+// strings as UTF-8 with a length.
 import { RecmasterError } from '../errors.js';
 
 export class BinaryWriter {
