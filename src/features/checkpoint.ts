@@ -4,10 +4,9 @@
 // cheap while the state grows. Restoring it and replaying the log from its positions
 // gives exactly the state an uninterrupted run had. A key's states are encoded by the
 // engine beforehand (spread over many event-loop turns), so the transaction itself is
-// only a series of copies, made on lmdb-js's writer thread. The encoding is binary
-// (float64 bit for bit, or varints where those are exact: window-state.ts): as JSON it took
-// ~45 µs a key and made each checkpoint a
-// freshness spike; checkpoints written as JSON before still restore.
+// only a series of copies, made on lmdb-js's writer thread. The encoding is binary (float64
+// bit for bit, or varints where those are exact: window-state.ts): as JSON it took ~45 µs a
+// key and made each checkpoint a freshness spike; checkpoints written as JSON still restore.
 import { mkdir } from 'node:fs/promises';
 import { type Database, open } from 'lmdb';
 import type { Positions } from '../bus/bus.js';
