@@ -300,8 +300,8 @@ export class SlidingWindowState {
     };
   }
 
-  /** What serialize() says, in binary (readStateBinary reads it back as the same JSON). */
   /**
+   * What serialize() says, in binary (readStateBinary reads it back as the same JSON).
    * Compactly when it can be exact: bucket indexes as varint steps from the one before and
    * counts as varints, sums left out when each equals its count (a counting window, 95 % of
    * them). A bucket as three float64s was most of a checkpoint's bytes (13.9 of 17.1 MB for a
@@ -637,27 +637,24 @@ export function readStateBinary(r: BinaryReader): StateJson {
     const t = r.f64();
     return Number.isNaN(t) ? null : t;
   };
+  // What both sliding forms write before their buckets.
+  const slidingHead = () => ({
+    kind: 'sliding' as const,
+    sizeMs: r.f64(),
+    slideMs: r.f64(),
+    measure: measure(),
+    maxEventTimeMs: time(),
+    headTotals: [r.f64(), r.f64()] as [number, number],
+  });
   switch (kind) {
     case KIND_CODE.sliding: {
-      const head = {
-        sizeMs: r.f64(),
-        slideMs: r.f64(),
-        measure: measure(),
-        maxEventTimeMs: time(),
-      };
-      const headTotals: [number, number] = [r.f64(), r.f64()];
+      const head = slidingHead();
       const buckets: [number, number, number][] = [];
       for (let n = r.u32(); n > 0; n--) buckets.push([r.f64(), r.f64(), r.f64()]);
-      return { kind: 'sliding', ...head, buckets, headTotals } as StateJson;
+      return { ...head, buckets } as StateJson;
     }
     case KIND_CODE.sliding_compact: {
-      const head = {
-        sizeMs: r.f64(),
-        slideMs: r.f64(),
-        measure: measure(),
-        maxEventTimeMs: time(),
-      };
-      const headTotals: [number, number] = [r.f64(), r.f64()];
+      const head = slidingHead();
       const n = r.uvar();
       const countedOnly = r.u8() === 1;
       const buckets: [number, number, number][] = [];
@@ -667,7 +664,7 @@ export function readStateBinary(r: BinaryReader): StateJson {
         const count = r.uvar();
         buckets.push([index, countedOnly ? count : r.f64(), count]);
       }
-      return { kind: 'sliding', ...head, buckets, headTotals } as StateJson;
+      return { ...head, buckets } as StateJson;
     }
     case KIND_CODE.decayed:
       return {
