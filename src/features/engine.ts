@@ -18,6 +18,7 @@ import type { Event } from '../events/schemas.js';
 import { EventSubscriber } from '../events/subscriber.js';
 import { Topics } from '../events/topics.js';
 import type { FeatureRow, FeatureStore, FeatureValue, RowWrite } from '../store/store.js';
+import { fnv1a } from '../util/fnv.js';
 import { registry } from '../util/metrics.js';
 import {
   type CheckpointChanges,
@@ -142,10 +143,7 @@ const SWEEP_SLICES = 16;
 
 /** FNV-1a of `entity:key`: a key's sweep slice, the same in every run. */
 function sliceOf(entity: Entity, key: string): number {
-  let h = 0x811c9dc5;
-  const s = `${entity}:${key}`;
-  for (let i = 0; i < s.length; i += 1) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return (h >>> 0) % SWEEP_SLICES;
+  return fnv1a(`${entity}:${key}`) % SWEEP_SLICES;
 }
 
 /** The checkpoint in progress (see beginCheckpoint). */

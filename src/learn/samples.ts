@@ -4,6 +4,7 @@ import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import type { RankExample } from '../rank/ranker.js';
 import { exampleFromSnapshot } from '../rank/snapshot.js';
+import { fnv1a } from '../util/fnv.js';
 
 export interface LabelledExamples {
   examples: RankExample[];
@@ -29,10 +30,5 @@ export function hasSnapshot(sample: LabelledSample): boolean {
 
 /** A stable 1-in-`every` choice by impression id (FNV-1a): holdouts that do not move. */
 export function inHoldout(impressionId: string, every: number): boolean {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < impressionId.length; i++) {
-    h ^= impressionId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % every === 0;
+  return fnv1a(impressionId) % every === 0;
 }

@@ -2,6 +2,7 @@
 // gradients are summed per row and only those rows (and their optimiser state) change. Used by
 // GraphSAGE's category/tag/creator tables and the ranker's hashed ID embeddings. Row 0 is
 // reserved ("unknown" / padding) and never moves.
+import { fnv1a } from './fnv.js';
 
 export class EmbeddingTable {
   readonly weights: Float32Array;
@@ -78,10 +79,5 @@ export class EmbeddingTable {
 /** A stable row in [1, rows) for an id (FNV-1a), for hashed ID embeddings; row 0 stays reserved. */
 export function hashedRow(id: string, rows: number): number {
   if (rows < 2) throw new Error('a hashed table needs at least 2 rows (row 0 is reserved)');
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return 1 + ((h >>> 0) % (rows - 1));
+  return 1 + (fnv1a(id) % (rows - 1));
 }
