@@ -143,6 +143,22 @@ describe('GraphSAGE', () => {
     await recall.apply([upsert('fresh', 'a', ['a-t0'], 'a-creator1', T0 + 10_000_000)]);
     assert.ok(await index.has('fresh'), 'the fresh item is in the index');
     assert.equal(recall.newItemLatencyUs.totalCount, 1);
+    // Candidates scored by graph index: the query's dot with each item's vector as embedded
+    // (just now, before the clicks below), NaN for an index outside the graph.
+    const query = recall.query('u0') as Float32Array;
+    const emb = new GraphEmbeddings(trained, g);
+    const indexes = ['i0', 'fresh', 'i3', 'i39'].map((id) => g.itemIndexOf(id) as number);
+    const scores = recall.scores(query, [...indexes, -1, g.itemCount]);
+    indexes.forEach((i, k) => {
+      const v = emb.itemEmbedding(i);
+      const want = v.reduce((s, x, j) => s + x * (query[j] as number), 0);
+      assert.ok(
+        Math.abs((scores[k] as number) - want) < 1e-5,
+        `item ${i}: ${scores[k]} vs ${want}`,
+      );
+    });
+    assert.ok(Number.isNaN(scores[4]) && Number.isNaN(scores[5]), 'outside the graph: NaN');
+    assert.throws(() => recall.scores(query.subarray(1), indexes), /dimensions/);
     // 21 taste-a items in all (20 + the fresh one): it must rank among them, above taste b.
     const top = await recall.recall('u0', 21);
     assert.ok(

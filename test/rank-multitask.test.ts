@@ -74,6 +74,60 @@ describe('multi-task network (MMoE, shared-bottom, single-task)', () => {
     });
   }
 
+  for (const architecture of ['mmoe', 'shared_bottom', 'single_task'] as Architecture[]) {
+    test(`${architecture}: infer (serving, no gradients) gives forward's outputs`, async () => {
+      const config = {
+        architecture,
+        inputDim: d,
+        experts: 3,
+        expertDim: 4,
+        towerDim: 5,
+        tasks: ['logistic', 'mse'] as const,
+      };
+      const made = await MultiTaskNet.create(
+        { ...config, tasks: [...config.tasks] },
+        rng.fork('a'),
+      );
+      // Non-zero biases (a new net's are zero), so the fused bias is exercised too.
+      const r = rng.fork(`${architecture}/biases`);
+      const weights = made.weights();
+      for (const [name, w] of weights)
+        if (name.endsWith('.b')) for (let k = 0; k < w.length; k++) w[k] = r.normal();
+      made.dispose();
+      const net = await MultiTaskNet.create({ ...config, tasks: [...config.tasks] }, rng, weights);
+      try {
+        const { tf } = await import('../src/util/tf.js');
+        const n = 50;
+        const x = testSet.x.subarray(0, n * d);
+        const [slow, fast] = [net.forward, net.infer].map((f) =>
+          tf.tidy(() =>
+            f.call(net, tf.tensor2d(x, [n, d])).map((o) => o.dataSync() as Float32Array),
+          ),
+        ) as [Float32Array[], Float32Array[]];
+        assert.equal(fast.length, 2);
+        fast.forEach((out, k) => {
+          const want = slow[k] as Float32Array;
+          assert.equal(out.length, n);
+          let spread = 0;
+          for (let i = 0; i < n; i++) {
+            spread = Math.max(spread, Math.abs((want[i] as number) - (want[0] as number)));
+            assert.ok(
+              Math.abs((out[i] as number) - (want[i] as number)) < 1e-5,
+              `task ${k} row ${i}: ${out[i]} vs ${want[i]}`,
+            );
+          }
+          assert.ok(spread > 1e-3, 'the outputs differ between rows (not a constant)');
+        });
+        // A non-finite input gives non-finite outputs (the guardrail relies on it), as forward().
+        const broken = Float32Array.from(x.subarray(0, d));
+        broken[0] = Number.NaN;
+        for (const out of net.predict(broken, 1)) assert.ok(Number.isNaN(out[0]), 'NaN propagates');
+      } finally {
+        net.dispose();
+      }
+    });
+  }
+
   test('MMoE gates are softmax mixtures over the experts', async () => {
     const net = await MultiTaskNet.create(
       {

@@ -6,6 +6,7 @@ import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
 import type { Event } from '../events/schemas.js';
 import type { SearchFilter, SearchHit, VectorIndex, VectorItem } from '../vectors/index.js';
 import type { InteractionGraph } from './graph.js';
+import { ItemVectors } from './item-vectors.js';
 import { GraphEmbeddings, itemMetaOf, type SageModel } from './sage-model.js';
 
 export interface GnnRecallOptions {
@@ -19,7 +20,7 @@ export class GnnRecall {
   /** Event time an item was last embedded, by item index. */
   private readonly embeddedAt: number[] = [];
   /** Each item's vector as last put in the index (for scoring candidates from other sources). */
-  private readonly vectors: Float32Array[] = [];
+  private readonly vectors: ItemVectors;
   /** Wall-clock µs from applying an item upsert to its vector being searchable. */
   readonly newItemLatencyUs: Histogram = buildHistogram({
     lowestDiscernibleValue: 1,
@@ -34,6 +35,7 @@ export class GnnRecall {
     options: GnnRecallOptions = {},
   ) {
     this.embeddings = new GraphEmbeddings(model, graph);
+    this.vectors = new ItemVectors(model.vectorDim, Math.max(1024, graph.itemCount));
     this.reembedEveryMs = options.reembedEveryMs ?? 60_000;
   }
 
@@ -97,22 +99,19 @@ export class GnnRecall {
   }
 
   /**
-   * The affinity of a query with each item's vector (what ANN recall ranks by); NaN for items
-   * not in the graph.
+   * The affinity of a query with each item's vector (what ANN recall ranks by), items given by
+   * their graph index; NaN for a negative index (an item not in the graph).
    */
-  scores(query: Float32Array, itemIds: readonly string[]): Float32Array {
-    const out = new Float32Array(itemIds.length);
-    itemIds.forEach((id, k) => {
-      const i = this.graph.itemIndexOf(id);
-      const v = i === undefined ? undefined : (this.vectors[i] ?? this.embeddings.itemEmbedding(i));
-      if (!v) {
-        out[k] = Number.NaN;
-        return;
-      }
-      let dot = 0;
-      for (let j = 0; j < v.length; j++) dot += (v[j] as number) * (query[j] as number);
-      out[k] = dot;
-    });
+  scores(query: Float32Array, items: ArrayLike<number>): Float32Array {
+    if (query.length !== this.vectors.dim)
+      throw new Error(`query has ${query.length} dimensions, item vectors ${this.vectors.dim}`);
+    const out = new Float32Array(items.length);
+    for (let k = 0; k < items.length; k++) {
+      const i = items[k] as number;
+      if (i < 0 || i >= this.graph.itemCount) out[k] = Number.NaN;
+      else if (this.vectors.has(i)) out[k] = this.vectors.dot(i, query);
+      else out[k] = dot(this.embeddings.itemEmbedding(i), query); // not embedded yet
+    }
     return out;
   }
 
@@ -134,7 +133,7 @@ export class GnnRecall {
     if (fresh) this.embeddings.metas[i] = this.embeddings.model.meta(itemMetaOf(this.graph, node));
     this.embeddedAt[i] = this.graph.newestMs;
     const vector = this.embeddings.itemEmbedding(i);
-    this.vectors[i] = vector;
+    this.vectors.set(i, vector);
     return {
       id: node.id,
       vector,
@@ -144,4 +143,10 @@ export class GnnRecall {
       },
     };
   }
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += (a[j] as number) * (b[j] as number);
+  return s;
 }

@@ -337,15 +337,9 @@ export class Ranker {
   /** [click probability, watch output] for network input rows ([n, inputs + interactions]). */
   private forwardRows(rows: Float32Array, n: number): [Float32Array, Float32Array] {
     const width = Ranker.inputWidth(this.config) + INTERACTIONS.length;
-    let click: Float32Array = new Float32Array(0);
-    let watch: Float32Array = new Float32Array(0);
-    // Results leave tidy() through the closure: returning typed arrays makes tidy walk
-    // every element looking for tensors (a third of the scoring time, measured).
-    tf.tidy(() => {
-      const [c, w] = this.net.forward(tf.tensor2d(rows, [n, width]));
-      click = tf.sigmoid(c as tf.Tensor).dataSync() as Float32Array;
-      watch = (w as tf.Tensor).dataSync() as Float32Array;
-    });
+    if (rows.length !== n * width)
+      throw new Error(`ranker: ${rows.length} input values, expected ${n}×${width}`);
+    const [click, watch] = this.net.predict(rows, n) as [Float32Array, Float32Array];
     return [click, watch];
   }
 
