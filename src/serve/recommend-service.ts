@@ -15,13 +15,14 @@
 import { Histogram } from 'prom-client';
 import type { EventPublisher } from '../events/publisher.js';
 import type { Impression } from '../events/schemas.js';
-import type { InteractionGraph, ItemNode } from '../graph/graph.js';
+import type { InteractionGraph } from '../graph/graph.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
-import type { RankerModel, RankItem } from '../rank/ranker.js';
+import type { RankerModel } from '../rank/ranker.js';
 import { impressionSnapshot } from '../rank/snapshot.js';
 import type { FeatureRow, FeatureStore, RowRef } from '../store/store.js';
 import { registry } from '../util/metrics.js';
 import type { Rng } from '../util/rng.js';
+import { ItemMetaCache } from './item-meta.js';
 import type { LiveState } from './live-state.js';
 
 export type RecallSource = 'ann' | 'i2i' | 'fresh' | 'popular';
@@ -102,6 +103,7 @@ export class RecommendService {
   private readonly recentClicks: number;
   private readonly requestPrefix: string;
   private requests = 0;
+  private readonly metas: ItemMetaCache;
 
   constructor(private readonly opts: RecommendServiceOptions) {
     this.budget = { ...DEFAULT_BUDGET, ...opts.budget };
@@ -109,6 +111,7 @@ export class RecommendService {
     this.freshWindowMs = opts.freshWindowMs ?? 3_600_000;
     this.recentClicks = opts.recentClicks ?? 20;
     this.requestPrefix = `r${Date.now().toString(36)}${process.pid.toString(36)}`;
+    this.metas = new ItemMetaCache(opts.live.graph);
   }
 
   /** The interaction graph recall reads (item metadata for explanations). */
@@ -160,7 +163,7 @@ export class RecommendService {
     // cache misses); everything per item below reads by index.
     const indexes = Int32Array.from(itemIds, (id) => graph.itemIndexOf(id) ?? -1);
     const nodes = Array.from(indexes, (i) => (i < 0 ? undefined : graph.items[i]));
-    const metas = nodes.map((node, i) => this.itemMeta(itemIds[i] as string, node));
+    const metas = nodes.map((node, i) => this.metas.of(itemIds[i] as string, node));
     const rows = await this.features(
       req.userId,
       itemIds,
@@ -335,17 +338,6 @@ export class RecommendService {
       user: rows[0] ?? null,
       items: rows.slice(1, 1 + itemIds.length),
       userCategory: categories.map((c) => byCategory.get(c) ?? null),
-    };
-  }
-
-  private itemMeta(itemId: string, node: ItemNode | undefined): RankItem {
-    if (!node) return { itemId, category: '', creator: '', tags: [] };
-    const { graph } = this.opts.live;
-    return {
-      itemId,
-      category: graph.categories.names[node.category] ?? '',
-      creator: graph.creators.names[node.creator] ?? '',
-      tags: node.tags.map((t) => graph.tags.names[t] ?? ''),
     };
   }
 
