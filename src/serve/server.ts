@@ -17,6 +17,7 @@ import { logger } from '../util/logger.js';
 import { Rng } from '../util/rng.js';
 import { UsearchIndex } from '../vectors/index.js';
 import { buildApp, type Recommender } from './app.js';
+import { IdleBackoff } from './idle-backoff.js';
 import { LiveState } from './live-state.js';
 import { ModelWatcher } from './model-watcher.js';
 import { RecommendService, type RecommendServiceOptions } from './recommend-service.js';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   gnnDir: string;
   /** How often the log is polled for new items and feedback once caught up. Default 10 ms. */
   followEveryMs?: number;
+  /** While polls find nothing, the wait doubles up to this (default 80 ms; see IdleBackoff). */
+  followIdleMaxMs?: number;
   /** How often the ranker's `current` pointer is checked. Default 10 ms. */
   modelPollMs?: number;
   seed?: number;
@@ -99,15 +102,18 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
   await watcher.check();
   watcher.start();
 
-  // Follow the log: new items are embedded and clicks change candidates within milliseconds.
+  // Follow the log: new items are embedded and clicks change candidates within milliseconds
+  // while events flow (within followIdleMaxMs after a quiet spell).
   let stopped = false;
   const following = (async () => {
     const every = opts.followEveryMs ?? 10;
+    const backoff = new IdleBackoff(every, Math.max(every, opts.followIdleMaxMs ?? 80));
     while (!stopped) {
       try {
         const events = await follower.poll();
+        const wait = backoff.next(events.length > 0);
         if (events.length > 0) await live.apply(events);
-        else await new Promise((r) => setTimeout(r, every));
+        else await new Promise((r) => setTimeout(r, wait));
       } catch (err) {
         logger.error({ err }, 'following the log failed; retrying');
         await new Promise((r) => setTimeout(r, 1000));
