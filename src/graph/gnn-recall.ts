@@ -6,7 +6,7 @@ import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
 import type { Event } from '../events/schemas.js';
 import type { SearchFilter, SearchHit, VectorIndex, VectorItem } from '../vectors/index.js';
 import type { InteractionGraph } from './graph.js';
-import { ItemVectors } from './item-vectors.js';
+import { dotAt, ItemVectors } from './item-vectors.js';
 import { GraphEmbeddings, itemMetaOf, type SageModel } from './sage-model.js';
 
 export interface GnnRecallOptions {
@@ -110,7 +110,7 @@ export class GnnRecall {
       const i = items[k] as number;
       if (i < 0 || i >= this.graph.itemCount) out[k] = Number.NaN;
       else if (this.vectors.has(i)) out[k] = this.vectors.dot(i, query);
-      else out[k] = dot(this.embeddings.itemEmbedding(i), query); // not embedded yet
+      else out[k] = dotAt(this.embeddings.itemEmbedding(i), 0, query); // not embedded yet
     }
     return out;
   }
@@ -143,10 +143,4 @@ export class GnnRecall {
       },
     };
   }
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let j = 0; j < a.length; j++) s += (a[j] as number) * (b[j] as number);
-  return s;
 }

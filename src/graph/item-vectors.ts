@@ -29,14 +29,9 @@ export class ItemVectors {
     return i >= 0 && i < this.present.length && this.present[i] === 1;
   }
 
-  /** query · vector of item `i` (accumulated in double precision, in dimension order). */
+  /** query · vector of item `i`. */
   dot(i: number, query: Float32Array): number {
-    const d = this.dim;
-    const data = this.data;
-    let dot = 0;
-    for (let j = 0, at = i * d; j < d; j++, at++)
-      dot += (data[at] as number) * (query[j] as number);
-    return dot;
+    return dotAt(this.data, i * this.dim, query);
   }
 
   private grow(needed: number): void {
@@ -49,4 +44,11 @@ export class ItemVectors {
     this.data = data;
     this.present = present;
   }
+}
+
+/** a[from..from+b.length) · b, accumulated in double precision in dimension order. */
+export function dotAt(a: Float32Array, from: number, b: Float32Array): number {
+  let dot = 0;
+  for (let j = 0; j < b.length; j++) dot += (a[from + j] as number) * (b[j] as number);
+  return dot;
 }
