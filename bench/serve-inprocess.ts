@@ -1,16 +1,3 @@
-// npm run bench:serve-inprocess — what one recommendation costs, without HTTP or queueing:
-// the server's recommendation service called in this process, one request after another,
-// on bench:serve's data (100k items, 500 candidates ranked, 20 returned and logged). Prints
-// wall and CPU milliseconds per request and the service's own phase means (recall, features,
-// rank, log) as JSON on the last line. Steadier than latency under load for comparing code:
-// run the old and the new build alternately, several times each.
-//
-//   npm run bench:serve-inprocess [-- --requests 2500 --warmup 300 --dir <d>]
-//
-// --dir keeps the prepared data (the same as bench:serve --dir) and reuses it next time.
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LogBus } from '../src/bus/index.js';
 import { featuresPaths } from '../src/cli/commands/features.js';
@@ -21,8 +8,8 @@ import { createServer } from '../src/serve/server.js';
 import { LmdbFeatureStore } from '../src/store/lmdb-store.js';
 import { registry } from '../src/util/metrics.js';
 import { Rng } from '../src/util/rng.js';
-import { machine, tempDir } from './common.js';
-import { prepareServingData } from './serving-setup.js';
+import { machine } from './common.js';
+import { servingData } from './serving-setup.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,14 +43,8 @@ async function phaseSums(): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const kept = args.dir ? path.resolve(args.dir) : undefined;
-  const { dir, cleanup } = kept ? { dir: kept, cleanup: async () => {} } : await tempDir('serve-');
+  const { dir, cleanup } = await servingData(args.dir, { users, items: Number(args.items) }, log);
   try {
-    if (!kept || !existsSync(path.join(kept, 'prepared'))) {
-      const sim = { users, items: Number(args.items), seed: 11, requestsPerSecond: 200 };
-      await prepareServingData(dir, sim, 300, log);
-      await writeFile(path.join(dir, 'prepared'), `${new Date().toISOString()}\n`);
-    }
     const bus = new LogBus({ dir: busDir(dir), durability: 'os' });
     const store = await LmdbFeatureStore.open(featuresPaths(dir).store);
     const server = await createServer({

@@ -1,19 +1,8 @@
-// npm run bench:serve — a real HTTP load client (bench/load-client.ts, open loop) at a fixed rate against the
-// server in its own process on 127.0.0.1, with a 100k-item catalogue: recall 500 candidates,
-// rank them, return 20. The same client against /healthz in the same run is the baseline.
-//
-// Setup (not timed): simulate a history into a fresh log, compute its features, train a small
-// GraphSAGE (a step cap: recall quality does not matter here, its cost does) and publish an
-// untrained ranker of the serving size. Options: --rate 300 --seconds 30 --items 100000
-// --dir <d> (keep the prepared data there and reuse it next time).
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng } from '../src/util/rng.js';
-import { machine, tempDir } from './common.js';
+import { machine } from './common.js';
 import { runLoad } from './load-client.js';
-import { prepareServingData, startServerProcess } from './serving-setup.js';
+import { servingData, startServerProcess } from './serving-setup.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,13 +55,8 @@ async function phaseTotals(
 }
 
 async function main(): Promise<void> {
-  const kept = args.dir ? path.resolve(args.dir) : undefined;
-  const { dir, cleanup } = kept ? { dir: kept, cleanup: async () => {} } : await tempDir('serve-');
+  const { dir, cleanup } = await servingData(args.dir, { users, items }, log);
   try {
-    if (!kept || !existsSync(path.join(kept, 'prepared'))) {
-      await prepareServingData(dir, { users, items, seed: 11, requestsPerSecond: 200 }, 300, log);
-      await writeFile(path.join(dir, 'prepared'), `${new Date().toISOString()}\n`);
-    }
     const server = await startServerProcess(dir);
     const base = server.base;
     try {

@@ -1,8 +1,11 @@
-// Shared by bench:serve and bench:swap: a prepared data directory (simulated history, its
-// features, a quickly trained GraphSAGE, an untrained serving-size ranker) and the server
-// started as its own process on a free port.
+// Shared by bench:serve, bench:serve-inprocess and bench:swap: a prepared data directory
+// (simulated history, its features, a quickly trained GraphSAGE, an untrained serving-size
+// ranker) and the server started as its own process on a free port.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { LogBus } from '../src/bus/index.js';
 import { LogFollower } from '../src/bus/log-follower.js';
 import { featuresPaths } from '../src/cli/commands/features.js';
@@ -22,6 +25,7 @@ import { type SimConfigInput, Simulator } from '../src/sim/index.js';
 import { PublisherSink } from '../src/sim/publisher-sink.js';
 import { LmdbFeatureStore } from '../src/store/lmdb-store.js';
 import { Rng } from '../src/util/rng.js';
+import { tempDir } from './common.js';
 
 export async function prepareServingData(
   dataDir: string,
@@ -68,6 +72,25 @@ export async function prepareServingData(
   ranker.dispose();
   await bus.close();
   return simulator;
+}
+
+/**
+ * bench:serve's data (the world of `users` and `items`, 300 simulated seconds of history): in
+ * `keep` when given, prepared there once and reused (a `prepared` marker file says it is
+ * complete), else in a temporary directory that `cleanup` removes.
+ */
+export async function servingData(
+  keep: string | undefined,
+  world: { users: number; items: number },
+  log: (msg: string) => void,
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const kept = keep ? path.resolve(keep) : undefined;
+  const { dir, cleanup } = kept ? { dir: kept, cleanup: async () => {} } : await tempDir('serve-');
+  if (!kept || !existsSync(path.join(kept, 'prepared'))) {
+    await prepareServingData(dir, { ...world, seed: 11, requestsPerSecond: 200 }, 300, log);
+    await writeFile(path.join(dir, 'prepared'), `${new Date().toISOString()}\n`);
+  }
+  return { dir, cleanup };
 }
 
 async function freePort(): Promise<number> {
