@@ -21,6 +21,11 @@
 //                       the trailing window of post-drift samples is back to 0.98 × auc_before
 //                       (null if never; at least --window by construction)
 //   ctr_*_after         simulated click-through of each arm's impressions after the drift
+//   expected_*          the same AUCs and recovery against the simulator's true click
+//                       probabilities (expectedAuc: pairs weighted by p_i (1 - p_j)) instead of
+//                       the clicks drawn from them; oracle_* ranks by those probabilities;
+//                       window_*_sd_measured is one window's spread, measured over the frozen
+//                       model's windows before the drift (it does not change there)
 //
 //   npm run eval:drift [-- --users 1000 --items 2000 --rps 10 --drift-share 0.6 --window 2000
 //                         --before-samples 10000]
@@ -31,7 +36,7 @@ import { OnlineTrainer } from '../src/learn/online-trainer.js';
 import { ArmRouter, LearningLoop } from '../src/loop/learning-loop.js';
 import { EmbeddedStack, PhasedRecommender } from '../src/loop/stack.js';
 import { FeatureVectorizer } from '../src/rank/feature-vector.js';
-import { auc, aucStandardError } from '../src/rank/metrics.js';
+import { auc, aucStandardError, expectedAuc } from '../src/rank/metrics.js';
 import { RankerModelStore } from '../src/rank/model-store.js';
 import { defaultRankerConfig, Ranker } from '../src/rank/ranker.js';
 import { Simulator } from '../src/sim/index.js';
@@ -131,6 +136,7 @@ async function main() {
               vectorizer,
               n('frozen-share'),
               window,
+              (s) => sim.truth.clickProbability(s.userId, s.itemId, s.position, s.impressionTs),
             );
             return new ArmRouter(
               { online: server.service, frozen: frozenService },
@@ -199,20 +205,48 @@ async function main() {
     const preClicks = clicksIn(pre);
     // One window's noise, at the bar and at the click rate before the drift.
     const windowClicks = Math.max(1, Math.round((preClicks / Math.max(1, pre.length)) * window));
-    const recoverAt = (score: 'online' | 'frozen') => {
-      const target = 0.98 * (aucBefore ?? 1);
+    type Arm = 'online' | 'frozen';
+    /** The same AUCs against the simulator's true probabilities instead of drawn clicks. */
+    const expectedOf = (samples: Scored[], score: Arm | 'truth') => {
+      const a = expectedAuc(
+        samples.map((s) => s[score]),
+        samples.map((s) => s.truth),
+      );
+      return Number.isNaN(a) ? null : a;
+    };
+    const expectedBefore = expectedOf(pre, 'online');
+    /** Samples after the drift until a trailing window's AUC is back to 0.98 × before. */
+    const recoverAt = (aucOfWindow: (w: Scored[]) => number | null, before: number | null) => {
+      const target = 0.98 * (before ?? 1);
       for (let k = window; k <= post.length; k += 100) {
-        const a = aucOf(post.slice(k - window, k), score);
+        const a = aucOfWindow(post.slice(k - window, k));
         if (a !== null && a >= target) return k;
       }
       return null;
     };
+    /** Consecutive whole windows of some samples. */
+    const windowsOf = (samples: Scored[]) =>
+      Array.from({ length: Math.floor(samples.length / window) }, (_, i) =>
+        samples.slice(i * window, (i + 1) * window),
+      );
+    const sd = (xs: (number | null)[]) => {
+      const v = xs.filter((x): x is number => x !== null);
+      if (v.length < 2) return null;
+      const m = v.reduce((a, b) => a + b, 0) / v.length;
+      return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1));
+    };
+    // One window's noise, measured: the frozen model does not change before the drift, so
+    // its windows there differ only by the samples drawn (and, for clicks, by the draws).
+    const frozenWindowsBefore = windowsOf(
+      finalLoop.history().filter((s) => s.ts >= loopAt && s.ts < driftAt),
+    );
+    const windowsAfter = windowsOf(post).slice(0, 15);
     const firstWindow = post.slice(0, window);
-    const dip = (score: 'online' | 'frozen') => aucOf(firstWindow, score);
+    const dip = (score: Arm) => aucOf(firstWindow, score);
     // All post-drift samples after the first window: ~100× the samples of one window, so the
     // online-vs-frozen difference is not one window's noise.
     const settled = post.slice(window);
-    const settledAuc = (score: 'online' | 'frozen') => aucOf(settled, score);
+    const settledAuc = (score: Arm) => aucOf(settled, score);
     const ctr = finalLoop.ctrBetween(driftAt);
     const ctrBefore = finalLoop.ctrBetween(loopAt, driftAt);
     const r4 = (x: number | null) => (x === null ? null : Number(x.toFixed(4)));
@@ -234,8 +268,29 @@ async function main() {
         auc_frozen_after: r4(settledAuc('frozen')),
         auc_online_last_window: r4(after.aucOnline),
         auc_frozen_last_window: r4(after.aucFrozen),
-        samples_to_recover: recoverAt('online'),
-        frozen_samples_to_recover: recoverAt('frozen'),
+        samples_to_recover: recoverAt((w) => aucOf(w, 'online'), aucBefore),
+        frozen_samples_to_recover: recoverAt((w) => aucOf(w, 'frozen'), aucBefore),
+        // Against the simulator's truth (expectedAuc): no click-draw noise.
+        expected_auc_before: r4(expectedBefore),
+        expected_auc_frozen_before: r4(expectedOf(pre, 'frozen')),
+        oracle_expected_auc_before: r4(expectedOf(pre, 'truth')),
+        expected_auc_online_after: r4(expectedOf(settled, 'online')),
+        expected_auc_frozen_after: r4(expectedOf(settled, 'frozen')),
+        oracle_expected_auc_after: r4(expectedOf(settled, 'truth')),
+        window_auc_sd_measured: r4(sd(frozenWindowsBefore.map((w) => aucOf(w, 'frozen')))),
+        window_expected_auc_sd_measured: r4(
+          sd(frozenWindowsBefore.map((w) => expectedOf(w, 'frozen'))),
+        ),
+        expected_samples_to_recover: recoverAt((w) => expectedOf(w, 'online'), expectedBefore),
+        frozen_expected_samples_to_recover: recoverAt(
+          (w) => expectedOf(w, 'frozen'),
+          expectedBefore,
+        ),
+        expected_auc_windows_after: {
+          online: windowsAfter.map((w) => r4(expectedOf(w, 'online'))),
+          frozen: windowsAfter.map((w) => r4(expectedOf(w, 'frozen'))),
+          oracle: windowsAfter.map((w) => r4(expectedOf(w, 'truth'))),
+        },
         samples_after_drift: post.length,
         ctr_online_before: r4(ctrBefore.online),
         ctr_frozen_before: r4(ctrBefore.frozen),

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { auc, aucStandardError, groupedAuc, ndcgAtK, rmse } from '../src/rank/metrics.js';
+import {
+  auc,
+  aucStandardError,
+  expectedAuc,
+  groupedAuc,
+  ndcgAtK,
+  rmse,
+} from '../src/rank/metrics.js';
 import { Rng } from '../src/util/rng.js';
 
 /** The definition itself: pairs of (positive, negative), ties counting one half. O(n²). */
@@ -19,7 +26,67 @@ function pairwiseAuc(scores: number[], labels: number[]): number {
   return wins / pairs;
 }
 
+/** The expected AUC by its definition: ordered pairs i ≠ j weighted by p_i (1 − p_j). O(n²). */
+function pairwiseExpectedAuc(scores: number[], p: number[]): number {
+  let wins = 0;
+  let pairs = 0;
+  for (let i = 0; i < scores.length; i++) {
+    for (let j = 0; j < scores.length; j++) {
+      if (i === j) continue;
+      const w = (p[i] as number) * (1 - (p[j] as number));
+      const a = scores[i] as number;
+      const b = scores[j] as number;
+      pairs += w;
+      wins += w * (a > b ? 1 : a === b ? 0.5 : 0);
+    }
+  }
+  return wins / pairs;
+}
+
 describe('ranking metrics', () => {
+  test('the expected AUC equals its pairwise definition, and the AUC itself for 0/1 probabilities', () => {
+    const rng = new Rng(5);
+    for (let trial = 0; trial < 20; trial++) {
+      const n = 5 + rng.int(60);
+      const scores = Array.from({ length: n }, () => Math.round(rng.uniform() * 8) / 8);
+      const p = Array.from({ length: n }, () => rng.uniform() * 0.3);
+      const got = expectedAuc(scores, p);
+      const want = pairwiseExpectedAuc(scores, p);
+      assert.ok(Math.abs(got - want) < 1e-12, `trial ${trial}: ${got} vs ${want}`);
+      const labels = Array.from({ length: n }, (_, i) => (i < 2 ? i : rng.uniform() < 0.3 ? 1 : 0));
+      assert.ok(Math.abs(expectedAuc(scores, labels) - auc(scores, labels)) < 1e-12);
+    }
+    assert.equal(expectedAuc([0.5, 0.5, 0.5], [0.1, 0.2, 0.3]), 0.5, 'one score: one half');
+    assert.ok(Number.isNaN(expectedAuc([1, 2], [0, 0])), 'no positive weight: undefined');
+    assert.throws(() => expectedAuc([1, 2], [0.5, 1.5]), /outside \[0, 1\]/);
+    assert.throws(() => expectedAuc([1, 2], [0.5]), /2 scores but 1 probabilities/);
+  });
+
+  test('the expected AUC is what AUCs over drawn clicks average to, with far less spread', () => {
+    // 2,000 samples at a ~6 % click rate, scores that know the probability only partly.
+    const rng = new Rng(8);
+    const n = 2000;
+    const p = Array.from({ length: n }, () => 0.12 * rng.uniform() ** 2 + 0.01);
+    const scores = p.map((q) => q + 0.04 * rng.uniform());
+    const expected = expectedAuc(scores, p);
+    const drawn: number[] = [];
+    for (let draw = 0; draw < 300; draw++)
+      drawn.push(
+        auc(
+          scores,
+          p.map((q) => (rng.uniform() < q ? 1 : 0)),
+        ),
+      );
+    const mean = drawn.reduce((a, b) => a + b, 0) / drawn.length;
+    const sd = Math.sqrt(drawn.reduce((a, b) => a + (b - mean) ** 2, 0) / (drawn.length - 1));
+    assert.ok(
+      Math.abs(mean - expected) < 3 * (sd / Math.sqrt(drawn.length)) + 1e-3,
+      `${mean} vs ${expected}`,
+    );
+    assert.ok(sd > 0.01, `drawn clicks spread the AUC (${sd})`);
+    assert.ok(expected > 0.6 && expected < 0.9, `${expected}`);
+  });
+
   test('AUC equals the pairwise definition, ties included', () => {
     const rng = new Rng(3);
     for (let trial = 0; trial < 20; trial++) {

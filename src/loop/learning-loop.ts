@@ -53,6 +53,8 @@ interface Scored {
   online: number;
   frozen: number;
   arm: Arm;
+  /** The simulator's true click probability of the impression; NaN without a truth. */
+  truth: number;
 }
 
 export interface LoopPoint {
@@ -92,6 +94,12 @@ export class LearningLoop {
     private readonly frozenShare: number,
     /** Samples per rolling-AUC window. */
     readonly window = 2000,
+    /**
+     * The true click probability of a sample's impression, when the users are simulated:
+     * kept with each scored sample, so an evaluation can measure AUCs without the noise of
+     * drawn clicks (expectedAuc).
+     */
+    private readonly clickTruth?: (sample: LabelledSample) => number,
   ) {}
 
   /** Scores, counts and learns from new samples; swaps each published version in. */
@@ -110,6 +118,7 @@ export class LearningLoop {
         online: online[i] as number,
         frozen: frozen[i] as number,
         arm,
+        truth: this.clickTruth ? this.clickTruth(s) : Number.NaN,
       });
       const c = this.counts[arm];
       c.impressions++;
@@ -164,7 +173,7 @@ export class LearningLoop {
     };
   }
 
-  /** The scored samples kept (newest last): time, label, both scores, arm. */
+  /** The scored samples kept (newest last): time, label, both scores, arm, true probability. */
   history(): readonly Scored[] {
     return this.scored;
   }
