@@ -8,7 +8,7 @@
 // ranker, never updated)  →  at driftAt a share of users get new interests  →  the end.
 //
 // AUC is progressive (each sample scored by both models before the trainer learns from it),
-// over all labelled samples of the loop, in windows of --window samples:
+// over all labelled samples of the loop in impression order, in windows of --window samples:
 //   auc_before          online model, the last --before-samples (10,000) samples before the
 //                       drift; it used to be the last window alone (2,000 samples, ~120
 //                       clicks), whose noise (± 0.025) set how high the bar to recover was:
@@ -182,11 +182,14 @@ async function main() {
     await finalLoop.learn((await stack.newSamples(true)).filter(learnFrom));
 
     const after = finalLoop.rollingAuc(driftAt);
-    const post = finalLoop.history().filter((s) => s.ts >= driftAt);
-    const pre = finalLoop
-      .history()
-      .filter((s) => s.ts < driftAt)
-      .slice(-n('before-samples'));
+    // In impression order, not the order labels arrived in: a click is labelled at once, its
+    // impression's negatives only when the attribution window closes (2 min later), so in
+    // arrival order the first window after the drift held its first 2 minutes of clicks and
+    // few of their negatives (it read as no dip at all), and the last samples before it
+    // were mostly negatives.
+    const byImpression = [...finalLoop.history()].sort((a, b) => a.ts - b.ts);
+    const post = byImpression.filter((s) => s.ts >= driftAt);
+    const pre = byImpression.filter((s) => s.ts < driftAt).slice(-n('before-samples'));
     type Scored = (typeof post)[number];
     /** Click AUC of one arm's scores over some samples; null without a click among them. */
     const aucOf = (samples: Scored[], score: 'online' | 'frozen') =>
@@ -215,6 +218,12 @@ async function main() {
       return Number.isNaN(a) ? null : a;
     };
     const expectedBefore = expectedOf(pre, 'online');
+    const shareOfOracle = (samples: Scored[], score: Arm) => {
+      const model = expectedOf(samples, score);
+      const oracle = expectedOf(samples, 'truth');
+      return model === null || oracle === null ? null : model / oracle;
+    };
+    const shareBefore = shareOfOracle(pre, 'online');
     /** Samples after the drift until a trailing window's AUC is back to 0.98 × before. */
     const recoverAt = (aucOfWindow: (w: Scored[]) => number | null, before: number | null) => {
       const target = 0.98 * (before ?? 1);
@@ -238,7 +247,7 @@ async function main() {
     // One window's noise, measured: the frozen model does not change before the drift, so
     // its windows there differ only by the samples drawn (and, for clicks, by the draws).
     const frozenWindowsBefore = windowsOf(
-      finalLoop.history().filter((s) => s.ts >= loopAt && s.ts < driftAt),
+      byImpression.filter((s) => s.ts >= loopAt && s.ts < driftAt),
     );
     const windowsAfter = windowsOf(post).slice(0, 15);
     const firstWindow = post.slice(0, window);
@@ -285,6 +294,16 @@ async function main() {
         frozen_expected_samples_to_recover: recoverAt(
           (w) => expectedOf(w, 'frozen'),
           expectedBefore,
+        ),
+        // The drift changes what there is to learn (the oracle's own AUC moves), so also: until
+        // the model's share of the oracle's expected AUC is back to 0.98 × its share before.
+        expected_samples_to_recover_oracle_share: recoverAt(
+          (w) => shareOfOracle(w, 'online'),
+          shareBefore,
+        ),
+        frozen_expected_samples_to_recover_oracle_share: recoverAt(
+          (w) => shareOfOracle(w, 'frozen'),
+          shareBefore,
         ),
         expected_auc_windows_after: {
           online: windowsAfter.map((w) => r4(expectedOf(w, 'online'))),

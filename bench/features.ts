@@ -4,7 +4,7 @@
 // (wall time from an event entering the log to its features being visible in the store)
 // and the latency of the ranking read (one user + 500 items, one call). JSON on the last line.
 //
-//   npm run bench:features [-- --seconds 40 --speed 20]
+//   npm run bench:features [-- --seconds 40 --speed 20 --batch 2000 --max-batch 20000]
 import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,9 @@ const { values: args } = parseArgs({
     gets: { type: 'string', default: '2000' },
     'sim-nice': { type: 'string', default: '0' },
     'sim-durability': { type: 'string', default: 'fsync' },
+    /** The engine's records per poll and per batch when behind (its defaults if not given). */
+    batch: { type: 'string' },
+    'max-batch': { type: 'string' },
   },
 });
 const wallSeconds = Number(args.seconds);
@@ -77,7 +80,13 @@ async function runOnce(store: FeatureStore, dir: string) {
   const bus = new LogBus({ dir: path.join(dataDir, 'bus') });
   for (let i = 0; i < 200 && (await bus.topics()).length < 6; i += 1)
     await new Promise((r) => setTimeout(r, 50));
-  const engine = await FeatureEngine.open({ bus, store, stateDir: path.join(dataDir, 'state') });
+  const engine = await FeatureEngine.open({
+    bus,
+    store,
+    stateDir: path.join(dataDir, 'state'),
+    batchSize: args.batch === undefined ? undefined : Number(args.batch),
+    maxBatch: args['max-batch'] === undefined ? undefined : Number(args['max-batch']),
+  });
   const stop = new AbortController();
   const started = performance.now();
   // CPU of this process (engine, LMDB's writer thread, GC) per event: steadier than the
