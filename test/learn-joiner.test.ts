@@ -134,8 +134,16 @@ function checkAgainst(samples: LabelledSample[], events: Event[], windowMs: numb
     const imp = impressions.get(s.impressionId) as Impression;
     assert.equal(s.id, `s:${imp.id}`);
     assert.deepEqual(
-      [s.requestId, s.userId, s.itemId, s.position, s.modelVersion, s.features],
-      [imp.requestId, imp.userId, imp.itemId, imp.position, imp.modelVersion, imp.features],
+      [s.requestId, s.userId, s.itemId, s.position, s.modelVersion, s.features, s.scores],
+      [
+        imp.requestId,
+        imp.userId,
+        imp.itemId,
+        imp.position,
+        imp.modelVersion,
+        imp.features,
+        imp.scores,
+      ],
     );
   }
   assert.equal(seen.size, expected.size, 'every impression yields a sample');

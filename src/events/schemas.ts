@@ -85,6 +85,11 @@ export const LabelledSample = z.strictObject({
   /** The item's duration as the watch reported it; absent when no watch was joined. */
   durationS: z.number().finite().positive().optional(),
   features: FeatureSnapshot,
+  /**
+   * The serving model's scores for the impression, as it logged them (absent in samples from
+   * before they were carried): what that model predicted when it chose, not later.
+   */
+  scores: z.record(z.string().max(32), z.number().finite()).optional(),
 });
 
 /** A model version was published (by the trainer) or rolled back (by an operator). */

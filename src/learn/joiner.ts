@@ -651,6 +651,7 @@ export class Joiner {
       watchedS: watch ? watch.watchedS : 0,
       ...(watch ? { durationS: watch.durationS } : {}),
       features: imp.features,
+      scores: imp.scores,
     };
     if (clicked) this.counters.positive += 1;
     else this.counters.negative += 1;

@@ -48,13 +48,23 @@ export class ArmRouter {
 
 /** A scored sample, kept for the rolling windows. */
 interface Scored {
+  /** Impression time. */
   ts: number;
+  /** When the label became final (the sample's own time): when both models scored it. */
+  labelledAt: number;
   clicked: number;
   online: number;
   frozen: number;
   arm: Arm;
   /** The simulator's true click probability of the impression; NaN without a truth. */
   truth: number;
+  /**
+   * The click score the serving model gave the impression when it chose it (NaN if not
+   * logged): the arm's own prediction at serving time. `online` and `frozen` are scored when
+   * the label arrives, a negative 2 minutes after a click, by which time the online model has
+   * learned from the labels in between (optimistic for it; see eval:drift).
+   */
+  served: number;
 }
 
 export interface LoopPoint {
@@ -114,11 +124,13 @@ export class LearningLoop {
       const arm = armOf(s.userId, this.frozenShare);
       this.scored.push({
         ts: s.impressionTs,
+        labelledAt: s.ts,
         clicked: s.clicked ? 1 : 0,
         online: online[i] as number,
         frozen: frozen[i] as number,
         arm,
         truth: this.clickTruth ? this.clickTruth(s) : Number.NaN,
+        served: s.scores?.click ?? Number.NaN,
       });
       const c = this.counts[arm];
       c.impressions++;
