@@ -100,6 +100,8 @@ describe('recmaster CLI', () => {
     assert.match(notNumber.stderr, /speed must be a number/);
     const unknown = await fails(['-d', dir, 'tail', 'nope']);
     assert.match(unknown.stderr, /no topic nope/);
+    const delay = await fails(['-d', dir, 'learn', '--label-delay', '-5']);
+    assert.match(delay.stderr, /label-delay.*must be a number >= 0/);
     await cleanup();
   });
 

@@ -180,4 +180,21 @@ describe('ranker training from samples', () => {
       await cleanup();
     }
   });
+
+  test('a label delay that is not a number >= 0 is refused (NaN would hold every sample)', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      for (const labelDelayMs of [Number.NaN, -1, Number.POSITIVE_INFINITY]) {
+        await assert.rejects(
+          OnlineTrainer.open(
+            { store: new RankerModelStore(dir), vectorizer, rng: new Rng(3), labelDelayMs },
+            () => Ranker.create(config, new Rng(4)),
+          ),
+          /E_CONFIG|labelDelayMs must be a number >= 0/,
+        );
+      }
+    } finally {
+      await cleanup();
+    }
+  });
 });

@@ -8,6 +8,7 @@
 // carries on from there. The holdout is every `holdoutEvery`-th sample by impression id
 // (never trained on): the newest 200 clicked and 600 other ones by default (holdout.ts says why
 // per class).
+import { RecmasterError } from '../errors.js';
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
@@ -113,6 +114,10 @@ export class OnlineTrainer {
     opts: OnlineTrainerOptions,
     initial?: () => Promise<Ranker>,
   ): Promise<OnlineTrainer> {
+    const delay = opts.labelDelayMs ?? 0;
+    // NaN would hold every sample forever (no impression time plus NaN is ever reached).
+    if (!(Number.isFinite(delay) && delay >= 0))
+      throw new RecmasterError('E_CONFIG', `labelDelayMs must be a number >= 0, got ${delay}`);
     const current = await opts.store.loadCurrent(opts.rng.fork('load'));
     let base: Ranker;
     if (current) base = current.ranker;

@@ -8,7 +8,7 @@ import { RankerModelStore } from '../../rank/model-store.js';
 import { logger } from '../../util/logger.js';
 import { Rng } from '../../util/rng.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
-import { positiveInt } from '../parse.js';
+import { nonNegative, positiveInt } from '../parse.js';
 import { rankerModelDir } from './serve.js';
 
 export function registerLearn(program: Command): void {
@@ -23,6 +23,12 @@ export function registerLearn(program: Command): void {
       'refuse a version this far below the serving one on the holdout',
       Number,
       0.02,
+    )
+    .option(
+      '--label-delay <s>',
+      "learn from a sample once a sample this many event-time seconds newer has arrived, in impression order: set it to the joiner's --window (clicks are labelled at once, non-clicks when the window closes; learning them in arrival order teaches that everything is clicked); 0 learns on arrival",
+      nonNegative,
+      600,
     )
     .addHelpText(
       'after',
