@@ -35,7 +35,7 @@
 //                       These are what each model knew when it chose what users saw
 //
 //   npm run eval:drift [-- --users 1000 --items 2000 --rps 10 --drift-share 0.6 --window 2000
-//                         --before-samples 10000]
+//                         --before-samples 10000 --label-delay-s 0]
 import { parseArgs } from 'node:util';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { trainOffline } from '../src/learn/offline-train.js';
@@ -64,6 +64,12 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '2000' },
     'before-samples': { type: 'string', default: '10000' },
     seed: { type: 'string', default: '23' },
+    /**
+     * The online trainer's label delay (OnlineTrainer labelDelayMs), seconds: 0 learns each
+     * sample as it arrives (clicks ~2 minutes before their impression's non-clicks); 120, the
+     * join window, learns in impression order once labels are final.
+     */
+    'label-delay-s': { type: 'string', default: '0' },
   },
 });
 const say = (msg: string) => process.stderr.write(`[eval:drift] ${msg}\n`);
@@ -125,6 +131,7 @@ async function main() {
               store,
               vectorizer,
               rng: new Rng(seed).fork('online'),
+              labelDelayMs: n('label-delay-s') * 1000,
             });
             const server = stack.server;
             if (!server) throw new Error('no server');
@@ -312,6 +319,7 @@ async function main() {
         drift_share: n('drift-share'),
         frozen_share: n('frozen-share'),
         window,
+        label_delay_s: n('label-delay-s'),
         before_samples: pre.length,
         auc_before: r4(aucBefore),
         auc_before_se: r4(seOf(aucBefore, preClicks, pre.length)),
