@@ -26,13 +26,13 @@
 //                       the clicks drawn from them; oracle_* ranks by those probabilities;
 //                       window_*_sd_measured is one window's spread, measured over the frozen
 //                       model's windows before the drift (it does not change there)
-//   served_online/frozen each arm on its own impressions by the scores it served them with.
-//                       The progressive scores above are taken when the label arrives, a
-//                       negative's 2 minutes after a click's, so the online model scores
-//                       negatives after learning from the labels in between: optimistic for
-//                       it (before the drift, click AUC 0.791 against 0.737 expected; among
-//                       samples labelled as late as negatives the gap is the frozen model's).
-//                       These are what each model knew when it chose what users saw
+//   served_online/frozen each arm on its own impressions by the scores it served them with:
+//                       what each model knew when it chose what users saw (the arms' samples
+//                       differ, so this compares less directly than the progressive scores)
+//   *_late_labelled     a diagnostic: samples labelled as late as non-clicks, where both
+//                       classes were scored by an equally up-to-date online model. With
+//                       --label-delay-s 0 the online model's click AUC before the drift read
+//                       0.02-0.05 above its expected AUC over all samples and not over these
 //
 //   npm run eval:drift [-- --users 1000 --items 2000 --rps 10 --drift-share 0.6 --window 2000
 //                         --before-samples 10000 --label-delay-s 120]
