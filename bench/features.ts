@@ -35,6 +35,17 @@ const wallSeconds = Number(args.seconds);
 const speed = Number(args.speed);
 const getCount = Number(args.gets);
 const simNice = Number(args['sim-nice']);
+/** A positive whole number of records, or undefined for the engine's default. */
+function records(name: 'batch' | 'max-batch'): number | undefined {
+  const value = args[name];
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} must be an integer >= 1, got ${value}`);
+  return n;
+}
+const batchSize = records('batch');
+const maxBatch = records('max-batch');
 const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -84,8 +95,8 @@ async function runOnce(store: FeatureStore, dir: string) {
     bus,
     store,
     stateDir: path.join(dataDir, 'state'),
-    batchSize: args.batch === undefined ? undefined : Number(args.batch),
-    maxBatch: args['max-batch'] === undefined ? undefined : Number(args['max-batch']),
+    batchSize,
+    maxBatch,
   });
   const stop = new AbortController();
   const started = performance.now();

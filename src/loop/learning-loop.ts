@@ -61,8 +61,8 @@ interface Scored {
   /**
    * The click score the serving model gave the impression when it chose it (NaN if not
    * logged): the arm's own prediction at serving time. `online` and `frozen` are scored when
-   * the label arrives, a negative 2 minutes after a click, by which time the online model has
-   * learned from the labels in between (optimistic for it; see eval:drift).
+   * the label arrives, a non-click a join window after a click; a trainer without a label
+   * delay has by then learned from the labels in between (optimistic for it; see eval:drift).
    */
   served: number;
 }
@@ -185,7 +185,7 @@ export class LearningLoop {
     };
   }
 
-  /** The scored samples kept (newest last): time, label, both scores, arm, true probability. */
+  /** The scored samples kept, in the order their labels arrived (newest last). */
   history(): readonly Scored[] {
     return this.scored;
   }

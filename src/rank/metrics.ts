@@ -1,5 +1,6 @@
 // Ranking metrics shared by the offline evaluation, the online trainer's guardrail and the
-// dashboard: AUC (with ties counted half), user-grouped AUC, NDCG@k and RMSE.
+// dashboard: AUC (with ties counted half), user-grouped AUC, NDCG@k and RMSE; and for the
+// evaluations on simulated users, the AUC expected over the simulator's true click probabilities.
 
 /**
  * Area under the ROC curve: the probability that a random positive scores above a random
