@@ -281,6 +281,7 @@ async function main() {
       );
       const after = own(post);
       const expectedBeforeArm = expectedOf(before, 'served');
+      const windows = windowsOf(after).slice(0, 15);
       return {
         samples_before: before.length,
         auc_before: r4(aucOf(before, 'served')),
@@ -293,12 +294,8 @@ async function main() {
           expectedBeforeArm,
           after,
         ),
-        expected_auc_windows_after: windowsOf(after)
-          .slice(0, 15)
-          .map((w) => r4(expectedOf(w, 'served'))),
-        oracle_expected_auc_windows_after: windowsOf(after)
-          .slice(0, 15)
-          .map((w) => r4(expectedOf(w, 'truth'))),
+        expected_auc_windows_after: windows.map((w) => r4(expectedOf(w, 'served'))),
+        oracle_expected_auc_windows_after: windows.map((w) => r4(expectedOf(w, 'truth'))),
       };
     };
     const negativeDelay = Math.min(
