@@ -81,6 +81,30 @@ function hopWindowEnd(asOf: number, slideMs: number): number {
 }
 
 describe('feature engine', () => {
+  test('batch sizes that are not whole numbers >= 1, or a max below the batch, are refused', async () => {
+    const { dir, cleanup } = await tempDir();
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const store = await LmdbFeatureStore.open(path.join(dir, 'store'));
+    try {
+      const stateDir = path.join(dir, 'state');
+      for (const [batchSize, maxBatch, message] of [
+        [0, undefined, /whole numbers >= 1/],
+        [Number.NaN, undefined, /whole numbers >= 1/],
+        [100, 2.5, /whole numbers >= 1/],
+        [100, 50, /maxBatch \(50\) must be at least batchSize \(100\)/],
+      ] as const) {
+        await assert.rejects(
+          FeatureEngine.open({ bus, store, stateDir, batchSize, maxBatch }),
+          (err: Error & { code?: string }) => err.code === 'E_CONFIG' && message.test(err.message),
+        );
+      }
+    } finally {
+      await store.close();
+      await bus.close();
+      await cleanup();
+    }
+  });
+
   test('rows match a brute-force recomputation from the events', async () => {
     const { dir, cleanup } = await tempDir();
     const events = await simulate(dir, 1800);

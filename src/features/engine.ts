@@ -14,6 +14,7 @@
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
 import { Histogram as PromHistogram } from 'prom-client';
 import type { Bus, ConsumedRecord, Positions } from '../bus/bus.js';
+import { RecmasterError } from '../errors.js';
 import type { Event } from '../events/schemas.js';
 import { EventSubscriber } from '../events/subscriber.js';
 import { Topics } from '../events/topics.js';
@@ -277,6 +278,18 @@ export class FeatureEngine {
 
   /** Opens the engine, resuming from its checkpoint when there is one. */
   static async open(options: FeatureEngineOptions): Promise<FeatureEngine> {
+    const batchSize = options.batchSize ?? 2000;
+    const maxBatch = options.maxBatch ?? 10 * batchSize;
+    if (!(Number.isInteger(batchSize) && batchSize >= 1 && Number.isInteger(maxBatch)))
+      throw new RecmasterError(
+        'E_CONFIG',
+        `batchSize and maxBatch must be whole numbers >= 1, got ${batchSize} and ${maxBatch}`,
+      );
+    if (maxBatch < batchSize)
+      throw new RecmasterError(
+        'E_CONFIG',
+        `maxBatch (${maxBatch}) must be at least batchSize (${batchSize})`,
+      );
     const group = options.group ?? 'features';
     const checkpoints = await CheckpointStore.open(options.stateDir);
     const behaviour = await EventSubscriber.create(options.bus, {
