@@ -65,12 +65,13 @@ const { values: args } = parseArgs({
     'before-samples': { type: 'string', default: '10000' },
     seed: { type: 'string', default: '23' },
     /**
-     * The online trainer's label delay (OnlineTrainer labelDelayMs), seconds. 120, the join
-     * window: it learns in impression order once labels are final, so when a sample is scored
-     * the online model has learned nothing from after its impression. 0 learns each sample as it
-     * arrives (clicks ~2 minutes before their impression's non-clicks): then a non-click is
-     * scored by a model that has learned from the 2 minutes after it, and the online model's
-     * click AUC reads 0.02–0.05 above its expected AUC (the frozen model's does not).
+     * How long the loop holds a sample before scoring it and learning from it (LearningLoop
+     * finalAfterMs), seconds. 120, the join window: every sample is scored by both models the
+     * same time after its impression, in impression order, the online model having learned
+     * nothing from after it. 0 scores and learns each sample as it arrives (clicks ~2 minutes
+     * before their impression's non-clicks): the online model then learns clicks first, scores
+     * a non-click with a version 2 minutes newer than a click, and its click AUC read
+     * 0.02–0.05 above its expected AUC (the frozen model's did not).
      */
     'label-delay-s': { type: 'string', default: '120' },
   },
@@ -134,7 +135,7 @@ async function main() {
               store,
               vectorizer,
               rng: new Rng(seed).fork('online'),
-              labelDelayMs: n('label-delay-s') * 1000,
+              // The loop holds samples until final (finalAfterMs) and hands them over in order.
             });
             const server = stack.server;
             if (!server) throw new Error('no server');
@@ -152,8 +153,12 @@ async function main() {
               server.service,
               vectorizer,
               n('frozen-share'),
-              window,
-              (s) => sim.truth.clickProbability(s.userId, s.itemId, s.position, s.impressionTs),
+              {
+                window,
+                clickTruth: (s) =>
+                  sim.truth.clickProbability(s.userId, s.itemId, s.position, s.impressionTs),
+                finalAfterMs: n('label-delay-s') * 1000,
+              },
             );
             return new ArmRouter(
               { online: server.service, frozen: frozenService },
@@ -196,7 +201,7 @@ async function main() {
     });
     const finalLoop = loop as LearningLoop | null;
     if (!finalLoop) throw new Error('the run ended before the loop started');
-    await finalLoop.learn((await stack.newSamples(true)).filter(learnFrom));
+    await finalLoop.learn((await stack.newSamples(true)).filter(learnFrom), true);
 
     const after = finalLoop.rollingAuc(driftAt);
     // In impression order, not the order labels arrived in: a click is labelled at once, its
@@ -325,6 +330,11 @@ async function main() {
         auc_before_se: r4(seOf(aucBefore, preClicks, pre.length)),
         auc_frozen_before: r4(aucOf(pre, 'frozen')),
         window_auc_se: r4(seOf(0.98 * (aucBefore ?? 1), windowClicks, window)),
+        first_window_after: {
+          samples: firstWindow.length,
+          clicks: clicksIn(firstWindow),
+          expected_clicks: Number(firstWindow.reduce((a, s) => a + s.truth, 0).toFixed(1)),
+        },
         auc_online_first_window_after: r4(dip('online')),
         auc_frozen_first_window_after: r4(dip('frozen')),
         auc_online_after: r4(settledAuc('online')),

@@ -125,21 +125,22 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
       (await frozenStore(stack).loadCurrent(new Rng(opts.seed).fork('frozen'))) ??
       (await rankers.loadCurrent(new Rng(opts.seed).fork('frozen')));
     if (!first) throw new Error('no ranker to serve');
-    // Learning waits until labels are final, in impression order: on arrival, the first minute
-    // would be clicks only, and the dashboard's online AUC would score non-clicks with a model
-    // that has learned from the minute after them (eval:drift measured ~0.04 of optimism).
     trainer = await OnlineTrainer.open({
       store: rankers,
       vectorizer,
       rng: new Rng(opts.seed).fork('online'),
-      labelDelayMs: LABEL_DELAY_MS,
     });
     const frozenService = server.pinned({
       version: `${first.version}-frozen`,
       ranker: first.ranker,
     });
     const liveStats = new LiveStats(stack.engine, () => server.service, LABEL_DELAY_MS);
-    const loop = new LearningLoop(trainer, first.ranker, null, vectorizer, opts.frozenShare);
+    // Samples are scored and learned from once final, in impression order: on arrival the
+    // first minute would be clicks only, and the dashboard's online AUC would score non-clicks
+    // with a newer version than clicks (eval:drift measured ~0.04 of optimism).
+    const loop = new LearningLoop(trainer, first.ranker, null, vectorizer, opts.frozenShare, {
+      finalAfterMs: LABEL_DELAY_MS,
+    });
     liveStats.loop = loop;
     server.route(
       liveStats.observe(

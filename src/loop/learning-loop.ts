@@ -5,6 +5,7 @@
 // Evaluation is progressive: every labelled sample is scored by both models before the
 // trainer sees it, so "rolling AUC" is always on data the online model has not trained on
 // (the standard way to evaluate a model that learns from the stream it is judged on).
+import { RecmasterError } from '../errors.js';
 import type { LabelledSample } from '../events/schemas.js';
 import type { OnlineTrainer, StepResult } from '../learn/online-trainer.js';
 import { examplesOf } from '../learn/samples.js';
@@ -82,8 +83,36 @@ export interface LoopVersion {
   ts: number;
 }
 
+export interface LearningLoopOptions {
+  /** Samples per rolling-AUC window. Default 2,000. */
+  window?: number;
+  /**
+   * The true click probability of a sample's impression, when the users are simulated:
+   * kept with each scored sample, so an evaluation can measure AUCs without the noise of
+   * drawn clicks (expectedAuc).
+   */
+  clickTruth?: (sample: LabelledSample) => number;
+  /**
+   * Hold each sample until one `finalAfterMs` newer (by event time) has arrived, then score
+   * and learn from it, in impression order: set it to the join window. Both models then score
+   * every sample the same time after its impression, with nothing learned from after it. On
+   * arrival (0, the default) a click is scored and learned a window before its impression's
+   * non-clicks: the online model learns clicks first (the trainer's labelDelayMs says what
+   * that does) and scores non-clicks with a newer version than clicks, which eval:drift
+   * measured as ~0.04 of click AUC in its favour.
+   */
+  finalAfterMs?: number;
+}
+
 export class LearningLoop {
   private readonly scored: Scored[] = [];
+  /** Samples per rolling-AUC window. */
+  readonly window: number;
+  private readonly clickTruth: ((sample: LabelledSample) => number) | undefined;
+  private readonly finalAfterMs: number;
+  private waiting: LabelledSample[] = [];
+  /** The newest sample time seen (when labels are final, see finalAfterMs). */
+  private clock = Number.NEGATIVE_INFINITY;
   readonly versions: LoopVersion[] = [];
   readonly refusals: StepResult[] = [];
   private readonly counts = {
@@ -102,18 +131,42 @@ export class LearningLoop {
     private readonly onlineService: RecommendService | null,
     private readonly vectorizer: FeatureVectorizer,
     private readonly frozenShare: number,
-    /** Samples per rolling-AUC window. */
-    readonly window = 2000,
-    /**
-     * The true click probability of a sample's impression, when the users are simulated:
-     * kept with each scored sample, so an evaluation can measure AUCs without the noise of
-     * drawn clicks (expectedAuc).
-     */
-    private readonly clickTruth?: (sample: LabelledSample) => number,
-  ) {}
+    options: LearningLoopOptions = {},
+  ) {
+    this.window = options.window ?? 2000;
+    this.clickTruth = options.clickTruth;
+    this.finalAfterMs = options.finalAfterMs ?? 0;
+    if (!(Number.isFinite(this.finalAfterMs) && this.finalAfterMs >= 0))
+      throw new RecmasterError(
+        'E_CONFIG',
+        `finalAfterMs must be a number >= 0, got ${options.finalAfterMs}`,
+      );
+  }
 
-  /** Scores, counts and learns from new samples; swaps each published version in. */
-  async learn(samples: readonly LabelledSample[]): Promise<void> {
+  /**
+   * The samples whose labels are final, in impression order (all of them at the end of the
+   * input); the rest wait. Without finalAfterMs, all samples as they came.
+   */
+  private release(samples: readonly LabelledSample[], endOfInput: boolean): LabelledSample[] {
+    if (this.finalAfterMs <= 0) return [...samples];
+    for (const s of samples) {
+      this.waiting.push(s);
+      if (s.ts > this.clock) this.clock = s.ts;
+    }
+    const ready: LabelledSample[] = [];
+    const keep: LabelledSample[] = [];
+    for (const s of this.waiting)
+      (endOfInput || s.impressionTs + this.finalAfterMs <= this.clock ? ready : keep).push(s);
+    this.waiting = keep;
+    return ready.sort((a, b) => a.impressionTs - b.impressionTs);
+  }
+
+  /**
+   * Scores, counts and learns from new samples (once final, with finalAfterMs); swaps each
+   * published version in. `endOfInput`: no more samples will come, release all that wait.
+   */
+  async learn(newSamples: readonly LabelledSample[], endOfInput = false): Promise<void> {
+    const samples = this.release(newSamples, endOfInput);
     if (samples.length === 0) return;
     const data = examplesOf(this.vectorizer, samples);
     const predict = (r: Ranker) =>
