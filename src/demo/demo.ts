@@ -134,7 +134,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
       version: `${first.version}-frozen`,
       ranker: first.ranker,
     });
-    const liveStats = new LiveStats(stack.engine, () => server.service, LABEL_DELAY_MS);
+    const liveStats = new LiveStats(stack.engine, () => server.service);
     // Samples are scored and learned from once final, in impression order: on arrival the
     // first minute would be clicks only, and the dashboard's online AUC would score non-clicks
     // with a newer version than clicks (eval:drift measured ~0.04 of optimism).

@@ -44,7 +44,6 @@ export class LiveStats implements DashboardSource {
   constructor(
     private readonly engine: FeatureEngine,
     private readonly lookup: () => RecommendService | null,
-    private readonly labelDelayMs: number,
   ) {}
 
   /** Wraps a recommender so every request is counted and timed. */
@@ -112,11 +111,9 @@ export class LiveStats implements DashboardSource {
     const engine = this.engine.stats();
     this.engine.resetFreshness();
     const auc = this.loop?.rollingAuc();
-    // Click-through over samples whose labels are final (a click is labelled at once, a
-    // non-click only when the attribution window closes).
-    const history = this.loop?.history() ?? [];
-    const settled = history.reduce((m, h) => Math.max(m, h.ts), 0) - this.labelDelayMs;
-    const recent = history.filter((h) => h.ts <= settled).slice(-2000);
+    // Click-through over the newest samples: the loop takes them once their labels are final
+    // (finalAfterMs; a click is labelled at once, a non-click when the window closes).
+    const recent = (this.loop?.history() ?? []).slice(-2000);
     const q = (p: number) =>
       this.secondRequests === 0
         ? 0
@@ -173,8 +170,7 @@ export class LiveStats implements DashboardSource {
   /** The summary `recmaster demo --json` prints. */
   summary() {
     const loop = this.loop?.stats();
-    const newest = (this.loop?.history() ?? []).reduce((m, h) => Math.max(m, h.ts), 0);
-    const settled = this.loop?.ctrBetween(Number.NEGATIVE_INFINITY, newest - this.labelDelayMs) ?? {
+    const settled = this.loop?.ctrBetween(Number.NEGATIVE_INFINITY) ?? {
       online: null,
       frozen: null,
     };
