@@ -8,7 +8,6 @@
 // carries on from there. The holdout is every `holdoutEvery`-th sample by impression id
 // (never trained on): the newest 200 clicked and 600 other ones by default (holdout.ts says why
 // per class).
-import { RecmasterError } from '../errors.js';
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
@@ -17,6 +16,7 @@ import { Ranker, type RankerWeights } from '../rank/ranker.js';
 import { exampleFromSnapshot } from '../rank/snapshot.js';
 import { allFinite } from '../util/finite.js';
 import type { Rng } from '../util/rng.js';
+import { FinalLabels } from './final-labels.js';
 import { ClassBalancedHoldout } from './holdout.js';
 import { examplesOf, hasSnapshot, inHoldout } from './samples.js';
 
@@ -76,9 +76,6 @@ export interface OnlineTrainerStats {
 
 export class OnlineTrainer {
   private readonly buffer: LabelledSample[] = [];
-  /** Samples waiting for their labels to be final, and the newest event time seen. */
-  private readonly waiting: LabelledSample[] = [];
-  private clock = Number.NEGATIVE_INFINITY;
   /** Holdout scores of the serving model, and of the last candidate, by impression id. */
   private servingScores = new Map<string, number>();
   private candidateScores = new Map<string, number>();
@@ -97,6 +94,8 @@ export class OnlineTrainer {
     /** The last published weights (what servers run): where a refused step goes back to. */
     private servingWeights: RankerWeights,
     private servingVersion: string | null,
+    /** Samples waiting for their labels to be final (labelDelayMs). */
+    private readonly final: FinalLabels,
   ) {
     this.stepEvery = opts.stepEvery ?? 100;
     this.learningRate = opts.learningRate ?? 0.001;
@@ -114,10 +113,7 @@ export class OnlineTrainer {
     opts: OnlineTrainerOptions,
     initial?: () => Promise<Ranker>,
   ): Promise<OnlineTrainer> {
-    const delay = opts.labelDelayMs ?? 0;
-    // NaN would hold every sample forever (no impression time plus NaN is ever reached).
-    if (!(Number.isFinite(delay) && delay >= 0))
-      throw new RecmasterError('E_CONFIG', `labelDelayMs must be a number >= 0, got ${delay}`);
+    const final = new FinalLabels(opts.labelDelayMs ?? 0, 'labelDelayMs');
     const current = await opts.store.loadCurrent(opts.rng.fork('load'));
     let base: Ranker;
     if (current) base = current.ranker;
@@ -131,7 +127,7 @@ export class OnlineTrainer {
       opts.sparseLearningRate ?? 0.05,
       weights,
     );
-    return new OnlineTrainer(opts, working, weights, current?.version ?? null);
+    return new OnlineTrainer(opts, working, weights, current?.version ?? null, final);
   }
 
   get model(): Ranker {
@@ -141,7 +137,7 @@ export class OnlineTrainer {
   stats(): OnlineTrainerStats {
     return {
       ...this.counts,
-      waiting: this.waiting.length,
+      waiting: this.final.size,
       holdout: this.holdout.size,
       servingVersion: this.servingVersion,
     };
@@ -153,18 +149,8 @@ export class OnlineTrainer {
       this.counts.skipped++;
       return [];
     }
-    const delay = this.opts.labelDelayMs ?? 0;
-    if (delay <= 0) return this.take(sample);
-    this.waiting.push(sample);
-    this.clock = Math.max(this.clock, sample.ts);
-    const ready = this.waiting.filter((s) => s.impressionTs + delay <= this.clock);
-    if (ready.length === 0) return [];
-    const keep = this.waiting.filter((s) => s.impressionTs + delay > this.clock);
-    this.waiting.length = 0;
-    this.waiting.push(...keep);
-    ready.sort((a, b) => a.impressionTs - b.impressionTs);
     const steps: StepResult[] = [];
-    for (const s of ready) steps.push(...(await this.take(s)));
+    for (const s of this.final.add([sample])) steps.push(...(await this.take(s)));
     return steps;
   }
 

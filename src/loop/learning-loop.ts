@@ -5,8 +5,8 @@
 // Evaluation is progressive: every labelled sample is scored by both models before the
 // trainer sees it, so "rolling AUC" is always on data the online model has not trained on
 // (the standard way to evaluate a model that learns from the stream it is judged on).
-import { RecmasterError } from '../errors.js';
 import type { LabelledSample } from '../events/schemas.js';
+import { FinalLabels } from '../learn/final-labels.js';
 import type { OnlineTrainer, StepResult } from '../learn/online-trainer.js';
 import { examplesOf } from '../learn/samples.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
@@ -109,10 +109,8 @@ export class LearningLoop {
   /** Samples per rolling-AUC window. */
   readonly window: number;
   private readonly clickTruth: ((sample: LabelledSample) => number) | undefined;
-  private readonly finalAfterMs: number;
-  private waiting: LabelledSample[] = [];
-  /** The newest sample time seen (when labels are final, see finalAfterMs). */
-  private clock = Number.NEGATIVE_INFINITY;
+  /** Samples waiting for their labels to be final (finalAfterMs). */
+  private readonly final: FinalLabels;
   readonly versions: LoopVersion[] = [];
   readonly refusals: StepResult[] = [];
   private readonly counts = {
@@ -135,30 +133,7 @@ export class LearningLoop {
   ) {
     this.window = options.window ?? 2000;
     this.clickTruth = options.clickTruth;
-    this.finalAfterMs = options.finalAfterMs ?? 0;
-    if (!(Number.isFinite(this.finalAfterMs) && this.finalAfterMs >= 0))
-      throw new RecmasterError(
-        'E_CONFIG',
-        `finalAfterMs must be a number >= 0, got ${options.finalAfterMs}`,
-      );
-  }
-
-  /**
-   * The samples whose labels are final, in impression order (all of them at the end of the
-   * input); the rest wait. Without finalAfterMs, all samples as they came.
-   */
-  private release(samples: readonly LabelledSample[], endOfInput: boolean): LabelledSample[] {
-    if (this.finalAfterMs <= 0) return [...samples];
-    for (const s of samples) {
-      this.waiting.push(s);
-      if (s.ts > this.clock) this.clock = s.ts;
-    }
-    const ready: LabelledSample[] = [];
-    const keep: LabelledSample[] = [];
-    for (const s of this.waiting)
-      (endOfInput || s.impressionTs + this.finalAfterMs <= this.clock ? ready : keep).push(s);
-    this.waiting = keep;
-    return ready.sort((a, b) => a.impressionTs - b.impressionTs);
+    this.final = new FinalLabels(options.finalAfterMs ?? 0, 'finalAfterMs');
   }
 
   /**
@@ -166,7 +141,7 @@ export class LearningLoop {
    * published version in. `endOfInput`: no more samples will come, release all that wait.
    */
   async learn(newSamples: readonly LabelledSample[], endOfInput = false): Promise<void> {
-    const samples = this.release(newSamples, endOfInput);
+    const samples = this.final.add(newSamples, endOfInput);
     if (samples.length === 0) return;
     const data = examplesOf(this.vectorizer, samples);
     const predict = (r: Ranker) =>
