@@ -244,8 +244,9 @@ export class FeatureEngine {
     this.lateness = options.allowedLatenessMs ?? 5000;
     this.checkpointInterval = options.checkpointIntervalMs ?? 5000;
     this.checkpointSlice = options.checkpointSliceMs ?? 1;
-    this.batchSize = options.batchSize ?? 2000;
-    this.maxBatch = options.maxBatch ?? 10 * this.batchSize;
+    // Defaulted and checked by open().
+    this.batchSize = options.batchSize as number;
+    this.maxBatch = options.maxBatch as number;
     this.sweepStep = Math.max(1, Math.floor((options.sweepEvery ?? 50_000) / SWEEP_SLICES));
     const features = options.features ?? FEATURES;
     this.aggregates = features.filter((f): f is AggregateFeature => f.kind === 'aggregate');
@@ -300,7 +301,12 @@ export class FeatureEngine {
       group: `${group}.items`,
       topics: [Topics.items],
     });
-    const engine = new FeatureEngine(options, checkpoints, behaviour, items);
+    const engine = new FeatureEngine(
+      { ...options, batchSize, maxBatch },
+      checkpoints,
+      behaviour,
+      items,
+    );
     engine.restore();
     return engine;
   }
