@@ -100,6 +100,52 @@ export interface StateOptions {
   allowedLatenessMs?: number;
 }
 
+/** What the sliding windows of one size, slide, measure and lateness share: made once. */
+interface SlidingSpec {
+  readonly sizeMs: number;
+  readonly slideMs: number;
+  readonly measure: Measure;
+  readonly allowedLatenessMs: number;
+  /** Buckets in a window (sizeMs / slideMs). */
+  readonly k: number;
+  /** Buckets kept beyond a window for lateness. */
+  readonly extra: number;
+  /** k + extra: the buckets kept. */
+  readonly cap: number;
+}
+
+const slidingSpecs = new Map<string, SlidingSpec>();
+
+function slidingSpec(
+  sizeMs: number,
+  slideMs: number,
+  measure: Measure,
+  options: StateOptions,
+): SlidingSpec {
+  const lateness = options.allowedLatenessMs ?? 0;
+  const id = `${sizeMs}/${slideMs}/${measure}/${lateness}`;
+  const known = slidingSpecs.get(id);
+  if (known) return known;
+  if (!(sizeMs > 0 && slideMs > 0 && sizeMs % slideMs === 0)) {
+    throw new RecmasterError('E_CONFIG', `slideMs ${slideMs} must divide sizeMs ${sizeMs}`);
+  }
+  if (!(lateness >= 0 && Number.isFinite(lateness))) {
+    throw new RecmasterError('E_CONFIG', `allowedLatenessMs must be >= 0, got ${lateness}`);
+  }
+  const k = sizeMs / slideMs;
+  const extra = Math.floor(lateness / slideMs) + 1;
+  const spec = { sizeMs, slideMs, measure, allowedLatenessMs: lateness, k, extra, cap: k + extra };
+  slidingSpecs.set(id, spec);
+  return spec;
+}
+
+// Layout of a sliding window's one array: a header, then its buckets.
+const HEAD = 0; // newest bucket index, NaN while empty
+const MAX_TS = 1; // newest event time, NaN while empty
+const HEAD_SUM = 2; // running sum of the window ending at the head bucket
+const HEAD_COUNT = 3; // its running count
+const B0 = 4; // the first bucket: [index (floor(ts / slideMs)), sum, count] each
+
 /**
  * Sliding (hopping) window over slide-sized buckets; a tumbling window is the case
  * slideMs = sizeMs. Read as of t: the sum over the k = sizeMs / slideMs buckets ending with
@@ -112,135 +158,142 @@ export interface StateOptions {
  * event is late when it is older than the window as of the watermark (it can only have counted
  * in windows already past), or older than the buckets kept (the watermark trails by more than
  * the declared lateness).
+ *
+ * An engine holds ~100k of these: each is this object (two fields; the parameters are shared)
+ * and one array of unboxed doubles holding the header and the buckets. With its own fields and
+ * buckets array it was ~6 heap objects (its doubles boxed) for the collector to trace.
  */
 export class SlidingWindowState {
-  readonly kind = 'sliding';
-  readonly sizeMs: number;
-  readonly slideMs: number;
-  readonly measure: Measure;
-  readonly allowedLatenessMs: number;
-  private readonly k: number;
-  private readonly extra: number;
-  private readonly cap: number;
-  /**
-   * [bucket index (floor(ts / slideMs)), sum, count] of each bucket with events, ascending, in
-   * one array (three arrays made each window seven heap objects for the GC to trace).
-   */
-  private buckets: number[] = [];
-  private head: number | null = null;
-  private maxTs: number | null = null;
-  /** Running totals of the window ending at `head` (the read the engine makes most). */
-  private headSum = 0;
-  private headCount = 0;
+  private readonly spec: SlidingSpec;
+  private readonly s: number[];
 
   constructor(sizeMs: number, slideMs: number, measure: Measure, options: StateOptions = {}) {
-    if (!(sizeMs > 0 && slideMs > 0 && sizeMs % slideMs === 0)) {
-      throw new RecmasterError('E_CONFIG', `slideMs ${slideMs} must divide sizeMs ${sizeMs}`);
-    }
-    const lateness = options.allowedLatenessMs ?? 0;
-    if (!(lateness >= 0 && Number.isFinite(lateness))) {
-      throw new RecmasterError('E_CONFIG', `allowedLatenessMs must be >= 0, got ${lateness}`);
-    }
-    this.sizeMs = sizeMs;
-    this.slideMs = slideMs;
-    this.measure = measure;
-    this.allowedLatenessMs = lateness;
-    this.k = sizeMs / slideMs;
-    this.extra = Math.floor(lateness / slideMs) + 1;
-    this.cap = this.k + this.extra;
+    this.spec = slidingSpec(sizeMs, slideMs, measure, options);
+    this.s = [Number.NaN, Number.NaN, 0, 0];
+  }
+
+  get kind(): 'sliding' {
+    return 'sliding';
+  }
+  get sizeMs(): number {
+    return this.spec.sizeMs;
+  }
+  get slideMs(): number {
+    return this.spec.slideMs;
+  }
+  get measure(): Measure {
+    return this.spec.measure;
+  }
+  get allowedLatenessMs(): number {
+    return this.spec.allowedLatenessMs;
   }
 
   get maxEventTimeMs(): number | null {
-    return this.maxTs;
+    const t = this.s[MAX_TS] as number;
+    return Number.isNaN(t) ? null : t;
+  }
+
+  /** The newest bucket's index, null while empty. */
+  private get head(): number | null {
+    const h = this.s[HEAD] as number;
+    return Number.isNaN(h) ? null : h;
   }
 
   private bucket(t: number): number {
-    return Math.floor(t / this.slideMs);
+    return Math.floor(t / this.spec.slideMs);
   }
 
   add(eventTimeMs: number, value: number, watermarkMs: number): AddResult {
+    const { k, cap } = this.spec;
+    const s = this.s;
     const b = this.bucket(eventTimeMs);
-    if (b < this.bucket(Math.max(watermarkMs, 0)) - this.k + 1) return 'late';
-    if (this.head !== null && b <= this.head - this.cap) return 'late';
-    if (this.head === null || b > this.head) this.advanceHead(b);
+    if (b < this.bucket(Math.max(watermarkMs, 0)) - k + 1) return 'late';
+    const head = s[HEAD] as number; // NaN while empty: every comparison with it is false
+    if (b <= head - cap) return 'late';
+    if (!(b <= head)) this.advanceHead(b);
     // Usually the newest bucket; otherwise find its place (binary search from the end).
-    const buckets = this.buckets;
-    const n = buckets.length / 3;
+    const n = (s.length - B0) / 3;
     let i = n - 1;
-    if (i < 0 || (buckets[i * 3] as number) !== b) {
+    if (i < 0 || (s[B0 + i * 3] as number) !== b) {
       let lo = 0;
       let hi = n;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if ((buckets[mid * 3] as number) < b) lo = mid + 1;
+        if ((s[B0 + mid * 3] as number) < b) lo = mid + 1;
         else hi = mid;
       }
       i = lo;
       // A new newest bucket, the usual case: push (splice allocates an array to return).
-      if (i === n) buckets.push(b, 0, 0);
-      else if (buckets[i * 3] !== b) buckets.splice(i * 3, 0, b, 0, 0);
+      if (i === n) s.push(b, 0, 0);
+      else if (s[B0 + i * 3] !== b) s.splice(B0 + i * 3, 0, b, 0, 0);
     }
-    buckets[i * 3 + 1] = (buckets[i * 3 + 1] as number) + value;
-    buckets[i * 3 + 2] = (buckets[i * 3 + 2] as number) + 1;
-    if (b > (this.head as number) - this.k) {
-      this.headSum += value;
-      this.headCount += 1;
+    const at = B0 + i * 3;
+    s[at + 1] = (s[at + 1] as number) + value;
+    s[at + 2] = (s[at + 2] as number) + 1;
+    if (b > (s[HEAD] as number) - k) {
+      s[HEAD_SUM] = (s[HEAD_SUM] as number) + value;
+      s[HEAD_COUNT] = (s[HEAD_COUNT] as number) + 1;
     }
-    this.maxTs = later(this.maxTs, eventTimeMs);
+    if (!(eventTimeMs <= (s[MAX_TS] as number))) s[MAX_TS] = eventTimeMs;
     return 'applied';
   }
 
   /** Moves the head window to end at bucket b: takes out what slides out, drops what is too old. */
   private advanceHead(b: number): void {
-    const buckets = this.buckets;
-    const n = buckets.length / 3;
-    if (this.head !== null) {
-      const oldStart = this.head - this.k + 1;
-      const newStart = b - this.k + 1;
+    const { k, cap } = this.spec;
+    const s = this.s;
+    const n = (s.length - B0) / 3;
+    const head = s[HEAD] as number;
+    if (!Number.isNaN(head)) {
+      const oldStart = head - k + 1;
+      const newStart = b - k + 1;
       for (let i = 0; i < n; i++) {
-        const bucket = buckets[i * 3] as number;
+        const at = B0 + i * 3;
+        const bucket = s[at] as number;
         if (bucket >= newStart) break;
         if (bucket >= oldStart) {
-          this.headSum -= buckets[i * 3 + 1] as number;
-          this.headCount -= buckets[i * 3 + 2] as number;
+          s[HEAD_SUM] = (s[HEAD_SUM] as number) - (s[at + 1] as number);
+          s[HEAD_COUNT] = (s[HEAD_COUNT] as number) - (s[at + 2] as number);
         }
       }
     }
-    this.head = b;
+    s[HEAD] = b;
     let drop = 0;
-    while (drop < n && (buckets[drop * 3] as number) <= b - this.cap) drop++;
+    while (drop < n && (s[B0 + drop * 3] as number) <= b - cap) drop++;
     // In place: the array lives long (promoted), and a splice's new array would be old-space
     // garbage for the next full collection.
-    if (drop > 0) dropFront(buckets, drop * 3);
+    if (drop > 0) dropAfterHeader(s, drop * 3);
   }
 
   read(asOfMs: number): number {
-    if (this.head === null) return 0;
-    const end = Math.max(this.bucket(Math.max(asOfMs, 0)), this.head - this.extra);
-    const head = this.measure === 'sum' ? this.headSum : this.headCount;
-    if (end === this.head) return head;
-    const start = end - this.k + 1;
-    const buckets = this.buckets;
-    const n = buckets.length / 3;
-    const of = this.measure === 'sum' ? 1 : 2;
-    if (end > this.head) {
+    const s = this.s;
+    const head = s[HEAD] as number;
+    if (Number.isNaN(head)) return 0;
+    const { k, extra, measure } = this.spec;
+    const end = Math.max(this.bucket(Math.max(asOfMs, 0)), head - extra);
+    const headValue = (measure === 'sum' ? s[HEAD_SUM] : s[HEAD_COUNT]) as number;
+    if (end === head) return headValue;
+    const start = end - k + 1;
+    const n = (s.length - B0) / 3;
+    const of = measure === 'sum' ? 1 : 2;
+    if (end > head) {
       // Later than the head window: that window minus what has slid out of it since, which
       // is only the oldest few buckets (an idle stream of a busy key is read this way).
-      if (start > this.head) return 0;
-      const headStart = this.head - this.k + 1;
-      let total = head;
+      if (start > head) return 0;
+      const headStart = head - k + 1;
+      let total = headValue;
       for (let i = 0; i < n; i++) {
-        const b = buckets[i * 3] as number;
+        const b = s[B0 + i * 3] as number;
         if (b >= start) break;
-        if (b >= headStart) total -= buckets[i * 3 + of] as number;
+        if (b >= headStart) total -= s[B0 + i * 3 + of] as number;
       }
       return total;
     }
     let total = 0;
     for (let i = 0; i < n; i++) {
-      const b = buckets[i * 3] as number;
+      const b = s[B0 + i * 3] as number;
       if (b > end) break;
-      if (b >= start) total += buckets[i * 3 + of] as number;
+      if (b >= start) total += s[B0 + i * 3 + of] as number;
     }
     return total;
   }
@@ -250,18 +303,20 @@ export class SlidingWindowState {
    * empty): enough for a read as of the head's bucket or the next one, the usual reads.
    */
   writeHead(out: Float64Array, at: number): void {
-    if (this.head === null) {
+    const s = this.s;
+    const head = s[HEAD] as number;
+    if (Number.isNaN(head)) {
       out.fill(Number.NaN, at, at + HEAD_WIDTH);
       return;
     }
-    const headStart = this.head - this.k + 1;
-    const buckets = this.buckets;
-    let i = 0;
-    while ((buckets[i] as number) < headStart) i += 3; // the head bucket itself ends this
-    out[at] = this.head;
-    out[at + 1] = this.measure === 'sum' ? this.headSum : this.headCount;
-    out[at + 2] = buckets[i] as number;
-    out[at + 3] = buckets[i + (this.measure === 'sum' ? 1 : 2)] as number;
+    const sum = this.spec.measure === 'sum';
+    const headStart = head - this.spec.k + 1;
+    let i = B0;
+    while ((s[i] as number) < headStart) i += 3; // the head bucket itself ends this
+    out[at] = head;
+    out[at + 1] = (sum ? s[HEAD_SUM] : s[HEAD_COUNT]) as number;
+    out[at + 2] = s[i] as number;
+    out[at + 3] = s[i + (sum ? 1 : 2)] as number;
   }
 
   /** read(asOfMs) from writeHead's numbers, bit for bit, or NaN when they do not tell it. */
@@ -281,22 +336,19 @@ export class SlidingWindowState {
   }
 
   serialize(): StateJson {
+    const s = this.s;
     const buckets: [number, number, number][] = [];
-    for (let i = 0; i < this.buckets.length; i += 3) {
-      buckets.push([
-        this.buckets[i] as number,
-        this.buckets[i + 1] as number,
-        this.buckets[i + 2] as number,
-      ]);
+    for (let i = B0; i < s.length; i += 3) {
+      buckets.push([s[i] as number, s[i + 1] as number, s[i + 2] as number]);
     }
     return {
       kind: 'sliding',
-      sizeMs: this.sizeMs,
-      slideMs: this.slideMs,
-      measure: this.measure,
-      maxEventTimeMs: this.maxTs,
+      sizeMs: this.spec.sizeMs,
+      slideMs: this.spec.slideMs,
+      measure: this.spec.measure,
+      maxEventTimeMs: this.maxEventTimeMs,
       buckets,
-      headTotals: [this.headSum, this.headCount],
+      headTotals: [s[HEAD_SUM] as number, s[HEAD_COUNT] as number],
     };
   }
 
@@ -308,13 +360,13 @@ export class SlidingWindowState {
    * 454k-event log; ~10 MB this way). Otherwise (a negative bucket index), three float64s.
    */
   writeTo(w: BinaryWriter): void {
-    const b = this.buckets;
+    const s = this.s;
     let compact = true;
     let countedOnly = true;
-    for (let i = 0; i < b.length; i += 3) {
-      const index = b[i] as number;
-      const count = b[i + 2] as number;
-      const after = i === 0 ? 0 : (b[i - 3] as number);
+    for (let i = B0; i < s.length; i += 3) {
+      const index = s[i] as number;
+      const count = s[i + 2] as number;
+      const after = i === B0 ? 0 : (s[i - 3] as number);
       if (
         !(
           Number.isSafeInteger(index) &&
@@ -324,28 +376,29 @@ export class SlidingWindowState {
         )
       )
         compact = false;
-      if (!Object.is(b[i + 1], count)) countedOnly = false;
+      if (!Object.is(s[i + 1], count)) countedOnly = false;
     }
+    const buckets = (s.length - B0) / 3;
     w.u8(compact ? KIND_CODE.sliding_compact : KIND_CODE.sliding);
-    w.f64(this.sizeMs);
-    w.f64(this.slideMs);
-    w.u8(MEASURE_CODE[this.measure]);
-    w.f64(this.maxTs ?? Number.NaN);
-    w.f64(this.headSum);
-    w.f64(this.headCount);
+    w.f64(this.spec.sizeMs);
+    w.f64(this.spec.slideMs);
+    w.u8(MEASURE_CODE[this.spec.measure]);
+    w.f64(s[MAX_TS] as number);
+    w.f64(s[HEAD_SUM] as number);
+    w.f64(s[HEAD_COUNT] as number);
     if (!compact) {
-      w.u32(b.length / 3);
-      for (const x of b) w.f64(x);
+      w.u32(buckets);
+      for (let i = B0; i < s.length; i++) w.f64(s[i] as number);
       return;
     }
-    w.uvar(b.length / 3);
+    w.uvar(buckets);
     w.u8(countedOnly ? 1 : 0);
     let previous = 0;
-    for (let i = 0; i < b.length; i += 3) {
-      w.uvar((b[i] as number) - previous); // ascending: never negative
-      previous = b[i] as number;
-      w.uvar(b[i + 2] as number);
-      if (!countedOnly) w.f64(b[i + 1] as number);
+    for (let i = B0; i < s.length; i += 3) {
+      w.uvar((s[i] as number) - previous); // ascending: never negative
+      previous = s[i] as number;
+      w.uvar(s[i + 2] as number);
+      if (!countedOnly) w.f64(s[i + 1] as number);
     }
   }
 
@@ -355,25 +408,30 @@ export class SlidingWindowState {
     options: StateOptions = {},
   ): SlidingWindowState {
     const state = new SlidingWindowState(json.sizeMs, json.slideMs, json.measure, options);
+    const s = state.s;
     const head = json.buckets.reduce((h, [b]) => Math.max(h, b), -1);
-    const kept = json.buckets.filter(([b]) => b > head - state.cap).sort((x, y) => x[0] - y[0]);
-    state.buckets = kept.flat();
-    state.head = head < 0 ? null : head;
-    state.maxTs = json.maxEventTimeMs;
-    if (json.headTotals) [state.headSum, state.headCount] = json.headTotals;
+    const kept = json.buckets
+      .filter(([b]) => b > head - state.spec.cap)
+      .sort((x, y) => x[0] - y[0]);
+    for (const [b, sum, count] of kept) s.push(b, sum, count);
+    s[HEAD] = head < 0 ? Number.NaN : head;
+    s[MAX_TS] = json.maxEventTimeMs ?? Number.NaN;
+    if (json.headTotals) [s[HEAD_SUM], s[HEAD_COUNT]] = json.headTotals;
     else state.recomputeHead();
     return state;
   }
 
   /** Recomputes the head totals from the buckets (a snapshot without them). */
   private recomputeHead(): void {
-    this.headSum = 0;
-    this.headCount = 0;
-    if (this.head === null) return;
-    for (let i = 0; i < this.buckets.length; i += 3) {
-      if ((this.buckets[i] as number) > this.head - this.k) {
-        this.headSum += this.buckets[i + 1] as number;
-        this.headCount += this.buckets[i + 2] as number;
+    const s = this.s;
+    s[HEAD_SUM] = 0;
+    s[HEAD_COUNT] = 0;
+    const head = this.head;
+    if (head === null) return;
+    for (let i = B0; i < s.length; i += 3) {
+      if ((s[i] as number) > head - this.spec.k) {
+        s[HEAD_SUM] = (s[HEAD_SUM] as number) + (s[i + 1] as number);
+        s[HEAD_COUNT] = (s[HEAD_COUNT] as number) + (s[i + 2] as number);
       }
     }
   }
@@ -617,8 +675,9 @@ export class LastNState {
 }
 
 /** Removes the first n elements of an array in place. */
-function dropFront(a: number[], n: number): void {
-  a.copyWithin(0, n);
+/** Removes n numbers after a sliding window's header, in place. */
+function dropAfterHeader(a: number[], n: number): void {
+  a.copyWithin(B0, B0 + n);
   a.length -= n;
 }
 
