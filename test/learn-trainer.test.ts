@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { isRecmasterError } from '../src/errors.js';
 import type { LabelledSample } from '../src/events/schemas.js';
 import { trainOffline } from '../src/learn/offline-train.js';
 import { OnlineTrainer } from '../src/learn/online-trainer.js';
@@ -100,6 +101,27 @@ describe('ranker training from samples', () => {
         assert.ok(Math.abs(again - (losses.get(result.bestEpoch) as number)) < 1e-5, `${again}`);
     } finally {
       result.ranker.dispose();
+    }
+  });
+
+  test('online: refuses to continue a serving version trained on other feature slots', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const store = new RankerModelStore(dir);
+      const old = await Ranker.create(config, new Rng(4));
+      const slots = vectorizer.slots.map((x) => x.name);
+      await store.save(old, [...slots.slice(0, -1), 'user.a_feature_since_removed'], {});
+      old.dispose();
+      await assert.rejects(
+        OnlineTrainer.open({ store, vectorizer, rng: new Rng(3) }),
+        (err: unknown) => {
+          assert.ok(isRecmasterError(err, 'E_MODEL_INVALID'), `code of ${String(err)}`);
+          assert.match((err as Error).message, /a_feature_since_removed.*train-rank --cold/);
+          return true;
+        },
+      );
+    } finally {
+      await cleanup();
     }
   });
 

@@ -81,6 +81,32 @@ describe('ranker model store', () => {
     }
   });
 
+  test('a store told the feature slots refuses a version trained on other slots', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const rng = new Rng(6);
+      const a = await Ranker.create(config, rng);
+      const v = await new RankerModelStore(dir).save(a, slots, {});
+      a.dispose();
+      const same = await new RankerModelStore(dir, 50, [...slots]).load(v, rng);
+      assert.deepEqual(same.manifest.featureSlots, slots, 'the same slots load');
+      same.ranker.dispose();
+      for (const other of [
+        ['a', 'x', 'c'],
+        ['a', 'b'],
+        ['a', 'b', 'c', 'd'],
+      ]) {
+        await assert.rejects(new RankerModelStore(dir, 50, other).load(v, rng), (err: unknown) => {
+          assert.ok(isRecmasterError(err, 'E_MODEL_INVALID'), `code of ${String(err)}`);
+          assert.match((err as Error).message, /trained on other features.*train-rank --cold/);
+          return true;
+        });
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('refuses NaN weights, wrong sizes and a broken manifest', async () => {
     const { dir, cleanup } = await tempDir();
     try {

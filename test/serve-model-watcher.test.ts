@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { RankerModelStore } from '../src/rank/model-store.js';
@@ -17,12 +18,13 @@ async function until(what: string, ok: () => boolean, ms = 3000): Promise<number
   return performance.now() - started;
 }
 
-function watcherOn(dir: string, intervalMs: number) {
+function watcherOn(dir: string, intervalMs: number, featureSlots?: readonly string[]) {
   let serving: RankerModel | null = null;
   const watcher = new ModelWatcher({
     dir,
     rng: new Rng(1),
     intervalMs,
+    featureSlots,
     swap: (model) => {
       const old = serving;
       serving = model;
@@ -48,6 +50,25 @@ describe('model watcher', () => {
       await until('the watch to swap v3 in', () => serving()?.version === v3);
     } finally {
       watcher.stop();
+      serving()?.ranker.dispose();
+      ranker.dispose();
+      await cleanup();
+    }
+  });
+
+  test('a version trained on other feature slots is refused; the one served stays', async () => {
+    const { dir, cleanup } = await tempDir();
+    const store = new RankerModelStore(dir);
+    const ranker = await Ranker.create(config, new Rng(2));
+    const { watcher, serving } = watcherOn(dir, 60_000, ['a', 'b', 'c']);
+    try {
+      const good = await store.save(ranker, ['a', 'b', 'c'], {});
+      assert.equal(await watcher.check(), true);
+      await store.save(ranker, ['a', 'b', 'd'], {});
+      assert.equal(await watcher.check(), false);
+      assert.equal(serving()?.version, good, 'the good version is still served');
+      assert.equal(watcher.failures, 1);
+    } finally {
       serving()?.ranker.dispose();
       ranker.dispose();
       await cleanup();

@@ -96,7 +96,10 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
   // as clicks with no watch time.
   const stack = await EmbeddedStack.open({ dataDir: opts.dataDir, windowMs: LABEL_DELAY_MS });
   const vectorizer = new FeatureVectorizer();
-  const rankers = new RankerModelStore(stack.paths.ranker);
+  // Told the slots, the stores refuse models of another feature catalogue (a directory from
+  // a build that had other features) with a clear error instead of failing every request.
+  const slots = vectorizer.slots.map((s) => s.name);
+  const rankers = new RankerModelStore(stack.paths.ranker, undefined, slots);
   const startTime = previous ? previous.eventTimeMs + 1000 : Date.UTC(2026, 0, 1);
   const world = {
     users: opts.users,
@@ -122,7 +125,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
     // The frozen arm serves the first ranker, kept apart from the online versions (which are
     // pruned to the newest 50); a demo directory from before that falls back to the current one.
     const first =
-      (await frozenStore(stack).loadCurrent(new Rng(opts.seed).fork('frozen'))) ??
+      (await frozenStore(stack, slots).loadCurrent(new Rng(opts.seed).fork('frozen'))) ??
       (await rankers.loadCurrent(new Rng(opts.seed).fork('frozen')));
     if (!first) throw new Error('no ranker to serve');
     trainer = await OnlineTrainer.open({
@@ -239,8 +242,8 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
   }
 }
 
-function frozenStore(stack: EmbeddedStack): RankerModelStore {
-  return new RankerModelStore(`${stack.paths.ranker}-frozen`, 0);
+function frozenStore(stack: EmbeddedStack, featureSlots?: readonly string[]): RankerModelStore {
+  return new RankerModelStore(`${stack.paths.ranker}-frozen`, 0, featureSlots);
 }
 
 /** Steps 1-4 of the first run: history, GraphSAGE, bootstrap logging, the first ranker. */

@@ -58,6 +58,12 @@ export class RankerModelStore {
     readonly dir: string,
     /** Versions kept on disk (the online trainer publishes many). */
     keep = 50,
+    /**
+     * The feature slots this build's vectorizer makes: a version trained on other slots (the
+     * feature catalogue changed since) is refused on load instead of failing, or reading the
+     * wrong features, on every request. Unchecked when not given.
+     */
+    private readonly featureSlots?: readonly string[],
   ) {
     this.files = new VersionedDir(dir, keep);
   }
@@ -118,6 +124,12 @@ export class RankerModelStore {
         `model ${where}: ${z.prettifyError(parsed.error)}`,
       );
     const manifest = parsed.data;
+    const mismatch = this.featureSlots && slotMismatch(manifest.featureSlots, this.featureSlots);
+    if (mismatch)
+      throw new RecmasterError(
+        'E_MODEL_INVALID',
+        `model ${where} was trained on other features than this build makes (${mismatch}): train a new one (\`recmaster train-rank --cold\`) or start in a new data directory`,
+      );
     const config: RankerConfig = manifest.config;
     const netNames = MultiTaskNet.weightNames(Ranker.netConfig(config));
     const keys = [...netNames.map((n) => `net/${n}`), ...ID_FIELDS.map((f) => `table/${f}`)];
@@ -140,4 +152,14 @@ export class RankerModelStore {
       throw new RecmasterError('E_MODEL_INVALID', `model ${where}: ${(err as Error).message}`);
     }
   }
+}
+
+/** How a model's feature slots differ from the expected ones, or null when they are the same. */
+export function slotMismatch(saved: readonly string[], expected: readonly string[]): string | null {
+  const n = Math.max(saved.length, expected.length);
+  for (let i = 0; i < n; i++) {
+    if (saved[i] !== expected[i])
+      return `slot ${i}: the model has ${saved[i] ?? 'none'}, this build ${expected[i] ?? 'none'}; ${saved.length} against ${expected.length} slots`;
+  }
+  return null;
 }

@@ -18,6 +18,8 @@ export interface ModelWatcherOptions {
   /** Called with each newly loaded model; returns the model it replaced (disposed here). */
   swap: (model: RankerModel) => RankerModel | null;
   intervalMs?: number;
+  /** The slots the server's vectorizer makes: versions trained on others are refused. */
+  featureSlots?: readonly string[];
 }
 
 export class ModelWatcher {
@@ -33,7 +35,7 @@ export class ModelWatcher {
   failures = 0;
 
   constructor(private readonly opts: ModelWatcherOptions) {
-    this.store = new RankerModelStore(opts.dir);
+    this.store = new RankerModelStore(opts.dir, undefined, opts.featureSlots);
   }
 
   get version(): string | null {

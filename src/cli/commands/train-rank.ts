@@ -6,7 +6,7 @@ import type { LabelledSample } from '../../events/schemas.js';
 import { Topics } from '../../events/topics.js';
 import { trainOffline } from '../../learn/offline-train.js';
 import { FeatureVectorizer } from '../../rank/feature-vector.js';
-import { RankerModelStore } from '../../rank/model-store.js';
+import { RankerModelStore, slotMismatch } from '../../rank/model-store.js';
 import type { Architecture } from '../../rank/multitask.js';
 import { defaultRankerConfig } from '../../rank/ranker.js';
 import { Rng } from '../../util/rng.js';
@@ -75,7 +75,19 @@ export function registerTrainRank(program: Command): void {
       const rng = new Rng(1);
       try {
         const samples = await readSamples(bus);
-        const warm = opts.cold ? null : await store.loadCurrent(rng.fork('warm'));
+        const current = opts.cold ? null : await store.loadCurrent(rng.fork('warm'));
+        const mismatch =
+          current &&
+          slotMismatch(
+            current.manifest.featureSlots,
+            vectorizer.slots.map((s) => s.name),
+          );
+        // A model of another feature catalogue cannot be continued: start afresh, and say so.
+        if (mismatch)
+          process.stderr.write(
+            `train-rank: the current model ${current.version} was trained on other features (${mismatch}); training a new one from scratch\n`,
+          );
+        const warm = mismatch ? null : current;
         const config = warm?.ranker.config ?? {
           ...defaultRankerConfig(vectorizer.width),
           architecture: opts.architecture,
