@@ -121,13 +121,9 @@ async function main() {
               patience: 1,
             });
             const store = new RankerModelStore(`${dir}/models/online`);
-            const v1 = await store.save(
-              first.ranker,
-              vectorizer.slots.map((s) => s.name),
-              {
-                trainer: 'offline',
-              },
-            );
+            const v1 = await store.save(first.ranker, vectorizer.slotNames, {
+              trainer: 'offline',
+            });
             say(
               `first ranker ${v1} (validation AUC ${first.validationAuc.toFixed(4)}); online vs frozen from now`,
             );

@@ -64,11 +64,9 @@ export async function prepareServingData(
     }),
     new Rng(1),
   );
-  await new RankerModelStore(rankerModelDir(dataDir)).save(
-    ranker,
-    vectorizer.slots.map((s) => s.name),
-    { note: 'benchmark (untrained)' },
-  );
+  await new RankerModelStore(rankerModelDir(dataDir)).save(ranker, vectorizer.slotNames, {
+    note: 'benchmark (untrained)',
+  });
   ranker.dispose();
   await bus.close();
   return simulator;

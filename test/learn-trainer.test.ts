@@ -109,7 +109,7 @@ describe('ranker training from samples', () => {
     try {
       const store = new RankerModelStore(dir);
       const old = await Ranker.create(config, new Rng(4));
-      const slots = vectorizer.slots.map((x) => x.name);
+      const slots = vectorizer.slotNames;
       await store.save(old, [...slots.slice(0, -1), 'user.a_feature_since_removed'], {});
       old.dispose();
       await assert.rejects(

@@ -155,7 +155,7 @@ describe('recommendation server', () => {
     const publishedAt = performance.timeOrigin + performance.now();
     const version = await new RankerModelStore(path.join(dir, 'ranker')).save(
       ranker,
-      vectorizer.slots.map((s) => s.name),
+      vectorizer.slotNames,
       {},
     );
     ranker.dispose();

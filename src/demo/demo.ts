@@ -98,7 +98,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
   const vectorizer = new FeatureVectorizer();
   // Told the slots, the stores refuse models of another feature catalogue (a directory from
   // a build that had other features) with a clear error instead of failing every request.
-  const slots = vectorizer.slots.map((s) => s.name);
+  const slots = vectorizer.slotNames;
   const rankers = new RankerModelStore(stack.paths.ranker, undefined, slots);
   const startTime = previous ? previous.eventTimeMs + 1000 : Date.UTC(2026, 0, 1);
   const world = {
@@ -319,7 +319,7 @@ async function prepare(
     samples: trained.trainSamples,
     validationAuc: trained.validationAuc,
   };
-  const slots = vectorizer.slots.map((s) => s.name);
+  const slots = vectorizer.slotNames;
   const version = await rankers.save(trained.ranker, slots, training);
   await frozenStore(stack).save(trained.ranker, slots, { ...training, copyOf: version });
   trained.ranker.dispose();

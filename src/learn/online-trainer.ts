@@ -117,11 +117,7 @@ export class OnlineTrainer {
     const final = new FinalLabels(opts.labelDelayMs ?? 0, 'labelDelayMs');
     const current = await opts.store.loadCurrent(opts.rng.fork('load'));
     const mismatch =
-      current &&
-      slotMismatch(
-        current.manifest.featureSlots,
-        opts.vectorizer.slots.map((s) => s.name),
-      );
+      current && slotMismatch(current.manifest.featureSlots, opts.vectorizer.slotNames);
     if (mismatch)
       throw new RecmasterError(
         'E_MODEL_INVALID',
@@ -239,7 +235,7 @@ export class OnlineTrainer {
     }
     const version = await this.opts.store.save(
       this.working,
-      this.opts.vectorizer.slots.map((s) => s.name),
+      this.opts.vectorizer.slotNames,
       {
         trainer: 'online',
         samples: this.counts.samples,

@@ -29,6 +29,8 @@ export interface VectorSlot {
 
 export class FeatureVectorizer {
   readonly slots: readonly VectorSlot[];
+  /** The slots' names, in order: what a saved model lists, and what loading one checks. */
+  readonly slotNames: readonly string[];
   private readonly index: ReadonlyMap<string, number>;
   private readonly byEntity: Record<VectorSlot['entity'], EntitySlots>;
   private readonly ctxMissing: number;
@@ -52,6 +54,7 @@ export class FeatureVectorizer {
       slots.push({ name: `ctx.${feature}`, entity: 'ctx', feature, transform: 'identity' });
     slots.push({ name: 'ctx.missing', entity: 'ctx', feature: null, transform: 'identity' });
     this.slots = slots;
+    this.slotNames = slots.map((s) => s.name);
     this.index = new Map(slots.map((s, i) => [s.name, i]));
     this.ctxMissing = slots.findIndex((s) => s.name === 'ctx.missing');
     const of = (entity: VectorSlot['entity']): EntitySlots => {

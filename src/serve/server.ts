@@ -98,7 +98,7 @@ export async function createServer(opts: ServerOptions): Promise<RecommendServer
     rng: rng.fork('models'),
     swap: (model) => service.setModel(model),
     intervalMs: opts.modelPollMs ?? 10,
-    featureSlots: serviceOptions.vectorizer.slots.map((s) => s.name),
+    featureSlots: serviceOptions.vectorizer.slotNames,
   });
   await watcher.check();
   watcher.start();

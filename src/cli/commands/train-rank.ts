@@ -77,11 +77,7 @@ export function registerTrainRank(program: Command): void {
         const samples = await readSamples(bus);
         const current = opts.cold ? null : await store.loadCurrent(rng.fork('warm'));
         const mismatch =
-          current &&
-          slotMismatch(
-            current.manifest.featureSlots,
-            vectorizer.slots.map((s) => s.name),
-          );
+          current && slotMismatch(current.manifest.featureSlots, vectorizer.slotNames);
         // A model of another feature catalogue cannot be continued: start afresh, and say so.
         if (mismatch)
           process.stderr.write(
@@ -111,18 +107,14 @@ export function registerTrainRank(program: Command): void {
             bar?.update(e.epoch, { loss: e.loss.toFixed(4), auc: e.validationAuc.toFixed(4) }),
         });
         bar?.stop();
-        const version = await store.save(
-          result.ranker,
-          vectorizer.slots.map((s) => s.name),
-          {
-            trainer: 'offline',
-            samples: result.trainSamples,
-            validationSamples: result.validationSamples,
-            validationAuc: result.validationAuc,
-            bestEpoch: result.bestEpoch,
-            from: warm?.version ?? null,
-          },
-        );
+        const version = await store.save(result.ranker, vectorizer.slotNames, {
+          trainer: 'offline',
+          samples: result.trainSamples,
+          validationSamples: result.validationSamples,
+          validationAuc: result.validationAuc,
+          bestEpoch: result.bestEpoch,
+          from: warm?.version ?? null,
+        });
         const summary = {
           version,
           architecture: config.architecture,
