@@ -105,7 +105,6 @@ interface SlidingSpec {
   readonly sizeMs: number;
   readonly slideMs: number;
   readonly measure: Measure;
-  readonly allowedLatenessMs: number;
   /** Buckets in a window (sizeMs / slideMs). */
   readonly k: number;
   /** Buckets kept beyond a window for lateness. */
@@ -134,7 +133,7 @@ function slidingSpec(
   }
   const k = sizeMs / slideMs;
   const extra = Math.floor(lateness / slideMs) + 1;
-  const spec = { sizeMs, slideMs, measure, allowedLatenessMs: lateness, k, extra, cap: k + extra };
+  const spec = { sizeMs, slideMs, measure, k, extra, cap: k + extra };
   slidingSpecs.set(id, spec);
   return spec;
 }
@@ -175,17 +174,8 @@ export class SlidingWindowState {
   get kind(): 'sliding' {
     return 'sliding';
   }
-  get sizeMs(): number {
-    return this.spec.sizeMs;
-  }
-  get slideMs(): number {
-    return this.spec.slideMs;
-  }
   get measure(): Measure {
     return this.spec.measure;
-  }
-  get allowedLatenessMs(): number {
-    return this.spec.allowedLatenessMs;
   }
 
   get maxEventTimeMs(): number | null {
