@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
   },
 });
 /** A number > 0 (or an integer, when `integer`), or a clear error naming the option. */
-function positive(name: 'seconds' | 'speed' | 'gets', integer = false): number {
+function positive(name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch', integer = false) {
   const n = Number(args[name]);
   if (!(n > 0) || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
     throw new Error(
@@ -48,17 +48,9 @@ const getCount = positive('gets', true);
 const simNice = Number(args['sim-nice']);
 if (!Number.isInteger(simNice) || simNice < -20 || simNice > 19)
   throw new Error(`--sim-nice must be an integer from -20 to 19, got ${args['sim-nice']}`);
-/** A positive whole number of records, or undefined for the engine's default. */
-function records(name: 'batch' | 'max-batch'): number | undefined {
-  const value = args[name];
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} must be an integer >= 1, got ${value}`);
-  return n;
-}
-const batchSize = records('batch');
-const maxBatch = records('max-batch');
+// Records per poll and per batch when behind: the engine's defaults unless given.
+const batchSize = args.batch === undefined ? undefined : positive('batch', true);
+const maxBatch = args['max-batch'] === undefined ? undefined : positive('max-batch', true);
 const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
