@@ -428,18 +428,6 @@ const catalogue: FeatureDefinition[] = [
     window: { kind: 'decayed', halfLifeMs: DAY },
     ttlMs: 10 * DAY,
   },
-  {
-    // Beside the 24h one, so a ranker can tell a user's interest moving (new categories
-    // clicked, old ones no longer) within minutes instead of a day.
-    kind: 'aggregate',
-    name: 'user_category_recent_affinity',
-    description: 'clicks by the user on items of the category, decayed with a 10 min half-life',
-    entity: 'user_category',
-    sources: ['click'],
-    aggregation: count,
-    window: { kind: 'decayed', halfLifeMs: 10 * MINUTE },
-    ttlMs: 100 * MINUTE,
-  },
   ...(['1h', '24h'] as const).flatMap((s): FeatureDefinition[] => [
     windowed(
       `item_impressions_${s}`,
