@@ -8,11 +8,10 @@
 // carries on from there. The holdout is every `holdoutEvery`-th sample by impression id
 // (never trained on): the newest 200 clicked and 600 other ones by default (holdout.ts says why
 // per class).
-import { RecmasterError } from '../errors.js';
 import type { LabelledSample } from '../events/schemas.js';
 import type { FeatureVectorizer } from '../rank/feature-vector.js';
 import { auc } from '../rank/metrics.js';
-import { type RankerModelStore, slotMismatch } from '../rank/model-store.js';
+import { checkSlots, type RankerModelStore } from '../rank/model-store.js';
 import { Ranker, type RankerWeights } from '../rank/ranker.js';
 import { exampleFromSnapshot } from '../rank/snapshot.js';
 import { allFinite } from '../util/finite.js';
@@ -116,12 +115,11 @@ export class OnlineTrainer {
   ): Promise<OnlineTrainer> {
     const final = new FinalLabels(opts.labelDelayMs ?? 0, 'labelDelayMs');
     const current = await opts.store.loadCurrent(opts.rng.fork('load'));
-    const mismatch =
-      current && slotMismatch(current.manifest.featureSlots, opts.vectorizer.slotNames);
-    if (mismatch)
-      throw new RecmasterError(
-        'E_MODEL_INVALID',
-        `the serving ranker ${current.version} was trained on other features than this build makes (${mismatch}): train a new one (\`recmaster train-rank --cold\`) or start in a new data directory`,
+    if (current)
+      checkSlots(
+        `the serving ranker ${current.version}`,
+        current.manifest.featureSlots,
+        opts.vectorizer.slotNames,
       );
     let base: Ranker;
     if (current) base = current.ranker;

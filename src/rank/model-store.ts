@@ -124,12 +124,7 @@ export class RankerModelStore {
         `model ${where}: ${z.prettifyError(parsed.error)}`,
       );
     const manifest = parsed.data;
-    const mismatch = this.featureSlots && slotMismatch(manifest.featureSlots, this.featureSlots);
-    if (mismatch)
-      throw new RecmasterError(
-        'E_MODEL_INVALID',
-        `model ${where} was trained on other features than this build makes (${mismatch}): train a new one (\`recmaster train-rank --cold\`) or start in a new data directory`,
-      );
+    if (this.featureSlots) checkSlots(`model ${where}`, manifest.featureSlots, this.featureSlots);
     const config: RankerConfig = manifest.config;
     const netNames = MultiTaskNet.weightNames(Ranker.netConfig(config));
     const keys = [...netNames.map((n) => `net/${n}`), ...ID_FIELDS.map((f) => `table/${f}`)];
@@ -152,6 +147,20 @@ export class RankerModelStore {
       throw new RecmasterError('E_MODEL_INVALID', `model ${where}: ${(err as Error).message}`);
     }
   }
+}
+
+/** Refuses (E_MODEL_INVALID) a model whose feature slots are not the expected ones. */
+export function checkSlots(
+  what: string,
+  saved: readonly string[],
+  expected: readonly string[],
+): void {
+  const mismatch = slotMismatch(saved, expected);
+  if (mismatch)
+    throw new RecmasterError(
+      'E_MODEL_INVALID',
+      `${what} was trained on other features than this build makes (${mismatch}): train a new one (\`recmaster train-rank --cold\`) or start in a new data directory`,
+    );
 }
 
 /** How a model's feature slots differ from the expected ones, or null when they are the same. */
