@@ -331,6 +331,29 @@ describe('embedded log bus', () => {
     await cleanup();
   });
 
+  test('a follower at the tail moves on to the segments the writer rolls to', async () => {
+    // At the tail a follower lists the directory only to look for a newer segment.
+    const { dir, cleanup } = await tempDir();
+    const writer = new LogBus({ dir, defaultPartitions: 1, segmentBytes: 512 });
+    await writer.append('t', [{ key: 'k', value: text('r0') }]);
+    const reader = new LogBus({ dir });
+    const follower = await reader.consumer({ group: 'f', topics: ['t'] });
+    const seen = (await follower.poll()).map((r) => r.value.toString());
+    assert.deepEqual(await follower.poll(), [], 'at the tail');
+    for (let i = 1; i <= 60; i += 1)
+      await writer.append('t', [{ key: 'k', value: text(`r${i}-${'x'.repeat(40)}`) }]);
+    assert.ok((await segmentFiles(dir, 't', 0)).length >= 4, 'the writer rolled');
+    for (let polls = 0; seen.length < 61 && polls < 100; polls += 1)
+      for (const r of await follower.poll({ timeoutMs: 100 })) seen.push(r.value.toString());
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 61 }, (_, i) => (i === 0 ? 'r0' : `r${i}-${'x'.repeat(40)}`)),
+    );
+    await reader.close();
+    await writer.close();
+    await cleanup();
+  });
+
   test('rejects bad names and oversized records with clear errors', async () => {
     const { dir, cleanup } = await tempDir();
     const bus = new LogBus({ dir });
