@@ -144,6 +144,8 @@ const NO_HEADS = new Float64Array(0);
  * batch it fell in by 13–20 ms with only ~10k keys, every ~2 s at 22k events/s.
  */
 const SWEEP_SLICES = 16;
+/** Items are drained at least this often (ms) when no batch names an unknown item. */
+const ITEMS_DRAIN_MS = 1000;
 
 /** FNV-1a of `entity:key`: a key's sweep slice, the same in every run. */
 function sliceOf(entity: Entity, key: string): number {
@@ -229,6 +231,7 @@ export class FeatureEngine {
   private writing: Promise<void> = Promise.resolve();
   private writeError: unknown;
   private readonly dirtyCategories = new Map<string, string>();
+  private itemsDrainedAt = 0;
   private lastCheckpoint = 0;
   private checkpointCount = 0;
   private checkpointPauseMaxMs = 0;
@@ -481,9 +484,16 @@ export class FeatureEngine {
       for (const r of next) received.push(r);
     }
     if (received.length > 0) {
-      // Item upserts are appended before any behaviour that shows the item (the
-      // publisher orders it so), so draining them now makes every category known.
-      await this.drainItems();
+      // Item upserts are appended before any behaviour that shows the item (the publisher
+      // orders it so): draining them when a batch names an item not seen yet makes every
+      // category known. Otherwise at most once a second (a changed category), because
+      // polling the items topic on every batch was half of a live poll's thread-pool trips
+      // (its partitions are empty nearly always: a read and a directory listing each).
+      if (
+        Date.now() - this.itemsDrainedAt >= ITEMS_DRAIN_MS ||
+        received.some(({ event }) => !this.catalogue.has((event as BehaviourEvent).itemId))
+      )
+        await this.drainItems();
       const touched = new Set<KeyEntry>();
       for (const { event, record } of received)
         this.apply(event as BehaviourEvent, record, touched);
@@ -544,6 +554,7 @@ export class FeatureEngine {
   }
 
   private async drainItems(): Promise<void> {
+    this.itemsDrainedAt = Date.now();
     for (;;) {
       const batch = await this.items.poll({ maxRecords: 5000 });
       if (batch.length === 0) return;
