@@ -6,6 +6,7 @@
 //
 //   npm run bench:features [-- --seconds 40 --speed 40 --batch 2000 --max-batch 20000]
 //   npm run bench:features -- --entities user,user_category   (only those entities' features)
+//   npm run bench:features -- --partitions 4   (topics of 4 partitions instead of 1)
 //
 // The default speed, 40× event time, streams ~22k events/s: the rate the issue's goals name.
 import { spawn } from 'node:child_process';
@@ -38,10 +39,15 @@ const { values: args } = parseArgs({
      * see how its share of the two cores sets the freshness tail.
      */
     entities: { type: 'string' },
+    /** Partitions of each topic the simulator creates (the log's default, 1, if not given). */
+    partitions: { type: 'string' },
   },
 });
 /** A number > 0 (or an integer, when `integer`), or a clear error naming the option. */
-function positive(name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch', integer = false) {
+function positive(
+  name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch' | 'partitions',
+  integer = false,
+) {
   const n = Number(args[name]);
   if (!(n > 0) || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
     throw new Error(
@@ -58,6 +64,7 @@ if (!Number.isInteger(simNice) || simNice < -20 || simNice > 19)
 // Records per poll and per batch when behind: the engine's defaults unless given.
 const batchSize = args.batch === undefined ? undefined : positive('batch', true);
 const maxBatch = args['max-batch'] === undefined ? undefined : positive('max-batch', true);
+const partitions = args.partitions === undefined ? undefined : positive('partitions', true);
 const entities =
   args.entities === undefined
     ? undefined
@@ -91,6 +98,7 @@ function startSimulator(dataDir: string): { done: Promise<void> } {
       '--durability',
       args['sim-durability'],
       '--json',
+      ...(partitions === undefined ? [] : ['--partitions', String(partitions)]),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -207,6 +215,7 @@ try {
       wall_seconds: wallSeconds,
       speed,
       entities: entities ?? 'all',
+      partitions: partitions ?? 'default',
       events_per_s: embedded.eventsPerS,
       cpu_us_per_event: embedded.cpuUsPerEvent,
       cpu_cores: embedded.cpuCores,

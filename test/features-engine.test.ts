@@ -25,7 +25,7 @@ async function simulate(
   durationS: number,
   config: SimConfigInput = world,
 ): Promise<Event[]> {
-  const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+  const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
   const publisher = new EventPublisher(bus);
   await publisher.ensureTopics();
   const kept: Event[] = [];
@@ -51,7 +51,7 @@ async function runEngine(
   lateness?: number,
   sweepEvery?: number,
 ) {
-  const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+  const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
   const own = store ?? (await LmdbFeatureStore.open(path.join(dir, `${name}-store`)));
   const engine = await FeatureEngine.open({
     bus,
@@ -83,7 +83,7 @@ function hopWindowEnd(asOf: number, slideMs: number): number {
 describe('feature engine', () => {
   test('batch sizes that are not whole numbers >= 1, or a max below the batch, are refused', async () => {
     const { dir, cleanup } = await tempDir();
-    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
     const store = await LmdbFeatureStore.open(path.join(dir, 'store'));
     try {
       const stateDir = path.join(dir, 'state');
@@ -206,7 +206,7 @@ describe('feature engine', () => {
 
   test('rebuilding from offset 0 gives exactly the rows of the live run', async () => {
     const { dir, cleanup } = await tempDir();
-    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
     const publisher = new EventPublisher(bus);
     await publisher.ensureTopics();
     const store = await LmdbFeatureStore.open(path.join(dir, 'live-store'));

@@ -153,7 +153,7 @@ describe('joiner', () => {
   test('samples match a brute-force join of an out-of-order simulated stream', async () => {
     const { dir, cleanup } = await tempDir();
     const events = await simulateEvents(600);
-    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
     await publishAll(bus, events);
     const stats = await join(bus, path.join(dir, 'state'));
     const samples = await readSamples(bus);
@@ -203,7 +203,7 @@ describe('joiner', () => {
         }
       }
     }
-    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
     await publishAll(bus, stream, 100);
     const stats = await join(bus, path.join(dir, 'state'), { batchSize: 150 });
     const samples = await readSamples(bus);
@@ -342,12 +342,16 @@ describe('joiner', () => {
     const { dir, cleanup } = await tempDir();
     const events = await simulateEvents(600, { ...world, seed: 23 });
     const busDir = path.join(dir, 'bus');
-    const bus = new LogBus({ dir: busDir, durability: 'os' });
+    const bus = new LogBus({ dir: busDir, durability: 'os', defaultPartitions: 4 });
     await publishAll(bus, events);
     await bus.close();
     // The reference joins a copy of the same log, in one go and in bigger batches.
     await cp(busDir, path.join(dir, 'ref-bus'), { recursive: true });
-    const refBus = new LogBus({ dir: path.join(dir, 'ref-bus'), durability: 'os' });
+    const refBus = new LogBus({
+      dir: path.join(dir, 'ref-bus'),
+      durability: 'os',
+      defaultPartitions: 4,
+    });
     await join(refBus, path.join(dir, 'ref-state'));
     const reference = await readSamples(refBus);
     await refBus.close();
@@ -358,7 +362,7 @@ describe('joiner', () => {
       assert.equal(await runRunner(busDir, stateDir, steps), 'killed', `killed after ${steps}`);
     }
     assert.equal(await runRunner(busDir, stateDir, Number.POSITIVE_INFINITY), 'done');
-    const crashBus = new LogBus({ dir: busDir, durability: 'os' });
+    const crashBus = new LogBus({ dir: busDir, durability: 'os', defaultPartitions: 4 });
     const crashed = await readSamples(crashBus);
     await crashBus.close();
     const ids = crashed.map((x) => x.impressionId);

