@@ -285,6 +285,82 @@ describe('feature engine', () => {
     await cleanup();
   });
 
+  test('a changed item category counts once the items topic is read again', async () => {
+    const { dir, cleanup } = await tempDir();
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const publisher = new EventPublisher(bus);
+    await publisher.ensureTopics();
+    const t0 = 1_767_225_600_000;
+    const upsert = (category: string, ts: number): Event => ({
+      id: `up-${category}`,
+      ts,
+      type: 'item_upsert',
+      itemId: 'i1',
+      category,
+      tags: [],
+      creator: 'a1',
+      durationS: 60,
+      createdAt: t0,
+    });
+    const click = (n: number, ts: number): Event => ({
+      id: `c${n}`,
+      ts,
+      type: 'click',
+      requestId: `r${n}`,
+      userId: 'u1',
+      itemId: 'i1',
+    });
+    const engines = [];
+    for (const [name, itemsRefreshMs] of [
+      ['every-batch', 0],
+      ['hourly', 3_600_000],
+    ] as const) {
+      const store = await LmdbFeatureStore.open(path.join(dir, `${name}-store`));
+      const engine = await FeatureEngine.open({
+        bus,
+        store,
+        stateDir: path.join(dir, `${name}-state`),
+        group: name,
+        itemsRefreshMs,
+      });
+      engines.push({ name, store, engine });
+    }
+    await publisher.publish([upsert('c1', t0), click(1, t0 + 1000)]);
+    for (const { engine } of engines) await engine.catchUp();
+    // i1 is known now: the new category is read at once only by the engine that reads items on
+    // every batch; the other one counts the second click under the category it knows.
+    await publisher.publish([upsert('c2', t0 + 2000), click(2, t0 + 3000)]);
+    for (const { engine } of engines) await engine.catchUp();
+    const affinity = async (store: FeatureStore, category: string) =>
+      (await store.getMany([{ entity: 'user_category', key: `u1|${category}` }]))[0]?.values
+        .user_category_affinity ?? null;
+    const [every, hourly] = engines.map((e) => e.store);
+    assert.ok(((await affinity(every as FeatureStore, 'c2')) as number) > 0);
+    assert.equal(await affinity(hourly as FeatureStore, 'c2'), null);
+    assert.ok(
+      ((await affinity(hourly as FeatureStore, 'c1')) as number) >
+        ((await affinity(every as FeatureStore, 'c1')) as number),
+      'two clicks under c1 against one',
+    );
+    await assert.rejects(
+      FeatureEngine.open({
+        bus,
+        store: every as FeatureStore,
+        stateDir: path.join(dir, 'bad-state'),
+        group: 'bad',
+        itemsRefreshMs: Number.NaN,
+      }),
+      (err: Error & { code?: string }) =>
+        err.code === 'E_CONFIG' && /itemsRefreshMs/.test(err.message),
+    );
+    for (const { engine, store } of engines) {
+      await engine.close();
+      await store.close();
+    }
+    await bus.close();
+    await cleanup();
+  });
+
   test('late events beyond the allowed lateness are counted, not merged', async () => {
     const { dir, cleanup } = await tempDir();
     await simulate(dir, 600, { ...world, disorderMs: 120_000 });

@@ -76,6 +76,11 @@ export interface FeatureEngineOptions {
    * records, 1/SWEEP_SLICES of the keys at a time. Default 50,000.
    */
   sweepEvery?: number;
+  /**
+   * The items topic is read before a batch that names an item not seen yet, and otherwise at
+   * most this often (ms): a changed category of a known item counts from then. Default 1000.
+   */
+  itemsRefreshMs?: number;
 }
 
 export interface FeatureEngineStats {
@@ -144,8 +149,6 @@ const NO_HEADS = new Float64Array(0);
  * batch it fell in by 13–20 ms with only ~10k keys, every ~2 s at 22k events/s.
  */
 const SWEEP_SLICES = 16;
-/** Items are drained at least this often (ms) when no batch names an unknown item. */
-const ITEMS_DRAIN_MS = 1000;
 
 /** FNV-1a of `entity:key`: a key's sweep slice, the same in every run. */
 function sliceOf(entity: Entity, key: string): number {
@@ -232,6 +235,7 @@ export class FeatureEngine {
   private writeError: unknown;
   private readonly dirtyCategories = new Map<string, string>();
   private itemsDrainedAt = 0;
+  private readonly itemsRefreshMs: number;
   private lastCheckpoint = 0;
   private checkpointCount = 0;
   private checkpointPauseMaxMs = 0;
@@ -253,6 +257,7 @@ export class FeatureEngine {
     // Defaulted and checked by open().
     this.batchSize = options.batchSize as number;
     this.maxBatch = options.maxBatch as number;
+    this.itemsRefreshMs = options.itemsRefreshMs as number;
     this.sweepStep = Math.max(1, Math.floor((options.sweepEvery ?? 50_000) / SWEEP_SLICES));
     const features = options.features ?? FEATURES;
     this.aggregates = features.filter((f): f is AggregateFeature => f.kind === 'aggregate');
@@ -292,6 +297,12 @@ export class FeatureEngine {
         'E_CONFIG',
         `batchSize and maxBatch must be whole numbers >= 1, got ${batchSize} and ${maxBatch}`,
       );
+    const itemsRefreshMs = options.itemsRefreshMs ?? 1000;
+    if (!(itemsRefreshMs >= 0))
+      throw new RecmasterError(
+        'E_CONFIG',
+        `itemsRefreshMs must be a number >= 0, got ${options.itemsRefreshMs}`,
+      );
     if (maxBatch < batchSize)
       throw new RecmasterError(
         'E_CONFIG',
@@ -308,7 +319,7 @@ export class FeatureEngine {
       topics: [Topics.items],
     });
     const engine = new FeatureEngine(
-      { ...options, batchSize, maxBatch },
+      { ...options, batchSize, maxBatch, itemsRefreshMs },
       checkpoints,
       behaviour,
       items,
@@ -490,7 +501,7 @@ export class FeatureEngine {
       // polling the items topic on every batch was half of a live poll's thread-pool trips
       // (its partitions are empty nearly always: a read and a directory listing each).
       if (
-        Date.now() - this.itemsDrainedAt >= ITEMS_DRAIN_MS ||
+        Date.now() - this.itemsDrainedAt >= this.itemsRefreshMs ||
         received.some(({ event }) => !this.catalogue.has((event as BehaviourEvent).itemId))
       )
         await this.drainItems();
