@@ -497,9 +497,9 @@ export class FeatureEngine {
     if (received.length > 0) {
       // Item upserts are appended before any behaviour that shows the item (the publisher
       // orders it so): draining them when a batch names an item not seen yet makes every
-      // category known. Otherwise at most once a second (a changed category), because
+      // category known. Otherwise once per itemsRefreshMs (a changed category), because
       // polling the items topic on every batch was half of a live poll's thread-pool trips
-      // (its partitions are empty nearly always: a read and a directory listing each).
+      // (nearly always empty: a read and a directory listing per partition).
       if (
         Date.now() - this.itemsDrainedAt >= this.itemsRefreshMs ||
         received.some(({ event }) => !this.catalogue.has((event as BehaviourEvent).itemId))
