@@ -83,7 +83,7 @@ function hopWindowEnd(asOf: number, slideMs: number): number {
 describe('feature engine', () => {
   test('batch sizes that are not whole numbers >= 1, or a max below the batch, are refused', async () => {
     const { dir, cleanup } = await tempDir();
-    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
     const store = await LmdbFeatureStore.open(path.join(dir, 'store'));
     try {
       const stateDir = path.join(dir, 'state');
@@ -323,7 +323,7 @@ describe('feature engine', () => {
         group: name,
         itemsRefreshMs,
       });
-      engines.push({ name, store, engine });
+      engines.push({ store, engine });
     }
     await publisher.publish([upsert('c1', t0), click(1, t0 + 1000)]);
     for (const { engine } of engines) await engine.catchUp();
