@@ -297,6 +297,35 @@ describe('embedded log bus', () => {
     await cleanup();
   });
 
+  test("a waiting follower wakes on another writer's append, not at its next re-check", async () => {
+    // The re-check is pushed out of reach: only the watch of the partition's directory can
+    // end this poll before its 30 s timeout.
+    const { dir, cleanup } = await tempDir();
+    const writer = new LogBus({ dir, defaultPartitions: 1 });
+    await writer.append('t', [{ key: 'k', value: text('one') }]);
+    const reader = new LogBus({ dir, recheckMs: 60_000 });
+    const follower = await reader.consumer({ group: 'f', topics: ['t'] });
+    assert.deepEqual(
+      (await follower.poll()).map((r) => r.value.toString()),
+      ['one'],
+    );
+    const started = Date.now();
+    const polled = follower.poll({ timeoutMs: 30_000 });
+    setTimeout(() => void writer.append('t', [{ key: 'k', value: text('two') }]), 50);
+    assert.deepEqual(
+      (await polled).map((r) => r.value.toString()),
+      ['two'],
+    );
+    assert.ok(Date.now() - started < 10_000, `woke after ${Date.now() - started} ms`);
+    assert.throws(
+      () => new LogBus({ dir, recheckMs: 0 }),
+      (e) => isRecmasterError(e, 'E_CONFIG'),
+    );
+    await reader.close();
+    await writer.close();
+    await cleanup();
+  });
+
   test("records read at a follower's tail stay intact while later reads go on", async () => {
     // Tail reads go through reused buffers; what a poll returned must never be overwritten.
     const { dir, cleanup } = await tempDir();

@@ -44,6 +44,11 @@ export interface LogBusOptions {
   segmentBytes?: number;
   retentionBytes?: number | null;
   retentionMs?: number | null;
+  /**
+   * How often a waiting poll re-checks a partition another process writes, in case no
+   * file-system event woke it (one is watched for: see LogConsumer). Default 10 ms.
+   */
+  recheckMs?: number;
   /** Called when a partition had a torn tail cut off while opening it for writing. */
   onRecovery?: (topic: string, partition: number, report: RecoveryReport) => void;
 }
@@ -63,6 +68,7 @@ export class LogBus implements Bus {
   private readonly defaultPartitions: number;
   private readonly partitionOptions: PartitionOptions;
   private readonly onRecovery: LogBusOptions['onRecovery'];
+  private readonly recheckMs: number;
   private readonly topicStates = new Map<string, Promise<TopicState>>();
   private readonly appended = new EventEmitter();
   private readonly consumers = new Set<LogConsumer>();
@@ -79,6 +85,9 @@ export class LogBus implements Bus {
       retentionMs: options.retentionMs === undefined ? 7 * 24 * 3600 * 1000 : options.retentionMs,
     };
     this.onRecovery = options.onRecovery;
+    this.recheckMs = options.recheckMs ?? 10;
+    if (!(this.recheckMs > 0))
+      throw new RecmasterError('E_CONFIG', `recheckMs must be > 0, got ${options.recheckMs}`);
     this.appended.setMaxListeners(0);
   }
 
@@ -164,6 +173,7 @@ export class LogBus implements Bus {
         groupsDir,
         sync: this.durability === 'fsync',
         appended: this.appended,
+        recheckMs: this.recheckMs,
         onClose: async () => {
           this.consumers.delete(consumer);
           await releasePidLock(lockFile);

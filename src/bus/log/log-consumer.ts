@@ -2,13 +2,11 @@
 // which is assigned every partition of its topics. Delivery is at-least-once: the
 // position moves on poll, the committed offset only on commit.
 import type { EventEmitter } from 'node:events';
+import { type FSWatcher, watch } from 'node:fs';
 import { isRecmasterError, RecmasterError } from '../../errors.js';
 import type { ConsumedRecord, Consumer, OffsetReset, PollOptions, Positions } from '../bus.js';
 import { GroupOffsets } from './group-offsets.js';
 import type { Partition } from './partition.js';
-
-/** How often a waiting poll re-checks files another process may be appending to. */
-const CROSS_PROCESS_POLL_MS = 10;
 
 interface LogConsumerInit {
   group: string;
@@ -17,6 +15,11 @@ interface LogConsumerInit {
   groupsDir: string;
   sync: boolean;
   appended: EventEmitter;
+  /**
+   * How often a waiting poll re-checks files another process may be appending to, when no
+   * file-system event woke it first (a file system without them, or a missed one).
+   */
+  recheckMs: number;
   onClose: () => Promise<void>;
 }
 
@@ -28,18 +31,24 @@ export class LogConsumer implements Consumer {
   private readonly position: number[];
   private readonly offsets: GroupOffsets;
   private readonly appended: EventEmitter;
+  private readonly recheckMs: number;
   private readonly onClose: () => Promise<void>;
   private readonly reset: OffsetReset;
   /** What the offsets file holds (this member holds the group lock, so nobody else writes it). */
   private committedState: Positions;
   private next = 0;
   private closed = false;
+  /** Watches of the partitions' directories: another process's append wakes a waiting poll. */
+  private readonly watchers: FSWatcher[] = [];
+  /** Wakes the poll waiting now, if any. */
+  private wake: (() => void) | undefined;
 
   private constructor(init: LogConsumerInit, offsets: GroupOffsets, committed: Positions) {
     this.group = init.group;
     this.partitions = init.partitions;
     this.offsets = offsets;
     this.appended = init.appended;
+    this.recheckMs = init.recheckMs;
     this.onClose = init.onClose;
     this.reset = init.reset;
     this.committedState = committed;
@@ -64,7 +73,27 @@ export class LogConsumer implements Consumer {
         }
       }
     }
+    consumer.watchAppends();
     return consumer;
+  }
+
+  /**
+   * Another process's append is seen at once instead of at the next re-check: every 10 ms
+   * (the default re-check) put 5 ms on average on each event's freshness. A partition this process writes wakes
+   * its readers in-process already; one it only reads is watched (inotify on Linux).
+   */
+  private watchAppends(): void {
+    for (const p of this.partitions) {
+      if (p.isOwner) continue;
+      try {
+        const watcher = watch(p.dir, { persistent: false }, () => this.wake?.());
+        // Errors after the start (the directory removed): the timed re-check still runs.
+        watcher.on('error', () => watcher.close());
+        this.watchers.push(watcher);
+      } catch {
+        // No watch here (e.g. the inotify limit reached): the timed re-check still runs.
+      }
+    }
   }
 
   async poll(options: PollOptions = {}): Promise<ConsumedRecord[]> {
@@ -74,7 +103,7 @@ export class LogConsumer implements Consumer {
     for (;;) {
       const out = await this.pollOnce(max);
       if (out.length > 0 || Date.now() >= deadline || this.closed) return out;
-      await this.waitForAppend(Math.min(CROSS_PROCESS_POLL_MS, deadline - Date.now()));
+      await this.waitForAppend(Math.min(this.recheckMs, deadline - Date.now()));
     }
   }
 
@@ -126,10 +155,12 @@ export class LogConsumer implements Consumer {
       const done = () => {
         clearTimeout(timer);
         this.appended.off('append', done);
+        this.wake = undefined;
         resolve();
       };
       const timer = setTimeout(done, Math.max(0, ms));
       this.appended.on('append', done);
+      this.wake = done;
     });
   }
 
@@ -168,6 +199,8 @@ export class LogConsumer implements Consumer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const watcher of this.watchers) watcher.close();
+    this.wake?.();
     await this.onClose();
   }
 }
