@@ -2,33 +2,38 @@
 // sustained rate while the engine (this process) follows it into the feature store, once
 // with the embedded store and once with a real redis-server. Reports throughput, freshness
 // (wall time from an event entering the log to its features being visible in the store)
-// and the latency of the ranking read (one user + 500 items, one call). JSON on the last line.
+// and the latency of the ranking read (one user + 500 items, one call), timed in a reader
+// process of its own, as the server reads the store, and in the engine's process too
+// (as in the one-process demo). JSON on the last line.
 //
 //   npm run bench:features [-- --seconds 40 --speed 40 --batch 2000 --max-batch 20000]
+//   npm run bench:features -- --gets 2000 --warmup-gets 200   (ranking reads timed, untimed first)
 //   npm run bench:features -- --entities user,user_category   (only those entities' features)
 //   npm run bench:features -- --partitions 4   (topics of 4 partitions instead of 1)
 //
 // The default speed, 40× event time, streams ~22k events/s: the rate the issue's goals name.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { build as buildHistogram } from 'hdr-histogram-js';
+import { parseArgs, promisify } from 'node:util';
 import { LogBus } from '../src/bus/index.js';
 import { Entity, FEATURES } from '../src/features/definitions.js';
 import { FeatureEngine } from '../src/features/engine.js';
 import { LmdbFeatureStore } from '../src/store/lmdb-store.js';
 import { RedisFeatureStore } from '../src/store/redis-store.js';
-import { type FeatureStore, getForRanking } from '../src/store/store.js';
+import type { FeatureStore } from '../src/store/store.js';
 import { startRedis } from '../test/redis-server.js';
 import { machine, tempDir } from './common.js';
+import { type RankingReadTimes, timeRankingReads } from './ranking-reads.js';
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '40' },
     speed: { type: 'string', default: '40' },
     gets: { type: 'string', default: '2000' },
+    /** Ranking reads before the timed ones, in each process (its read path compiles). */
+    'warmup-gets': { type: 'string', default: '200' },
     'sim-nice': { type: 'string', default: '0' },
     'sim-durability': { type: 'string', default: 'fsync' },
     /** The engine's records per poll and per batch when behind (its defaults if not given). */
@@ -45,19 +50,21 @@ const { values: args } = parseArgs({
 });
 /** A number > 0 (or an integer, when `integer`), or a clear error naming the option. */
 function positive(
-  name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch' | 'partitions',
+  name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch' | 'partitions' | 'warmup-gets',
   integer = false,
 ) {
   const n = Number(args[name]);
+  if (name === 'warmup-gets' && n === 0) return 0;
   if (!(n > 0) || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
     throw new Error(
-      `--${name} must be ${integer ? 'an integer' : 'a number'} > 0, got ${args[name]}`,
+      `--${name} must be ${integer ? 'an integer' : 'a number'} ${name === 'warmup-gets' ? '>=' : '>'} 0, got ${args[name]}`,
     );
   return n;
 }
 const wallSeconds = positive('seconds');
 const speed = positive('speed');
 const getCount = positive('gets', true);
+const warmupGets = positive('warmup-gets', true);
 const simNice = Number(args['sim-nice']);
 if (!Number.isInteger(simNice) || simNice < -20 || simNice > 19)
   throw new Error(`--sim-nice must be an integer from -20 to 19, got ${args['sim-nice']}`);
@@ -78,6 +85,7 @@ const entities =
       });
 const features = entities && FEATURES.filter((f) => entities.includes(f.entity));
 const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const readerScript = fileURLToPath(new URL('./features-reader.ts', import.meta.url));
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
 /** Starts `recmaster simulate` in its own process, paced to `speed`× event time. */
@@ -116,7 +124,31 @@ function startSimulator(dataDir: string): { done: Promise<void> } {
   };
 }
 
-async function runOnce(store: FeatureStore, dir: string) {
+/** The ranking reads timed by `bench/features-reader.ts` in a process of its own. */
+async function timeInReader(kind: string, at: string): Promise<RankingReadTimes | null> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      '--max-semi-space-size=64', // as `npm start` runs the server
+      '--import',
+      'tsx',
+      readerScript,
+      '--store',
+      kind,
+      '--at',
+      at,
+      '--gets',
+      String(getCount),
+      '--warmup',
+      String(warmupGets),
+    ],
+    { encoding: 'utf8' },
+  );
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null') as RankingReadTimes | null;
+}
+
+/** `readerAt`: where a reader process finds the store (LMDB directory or Redis URL). */
+async function runOnce(store: FeatureStore, dir: string, readerAt: string) {
   const dataDir = path.join(dir, store.kind);
   const sim = startSimulator(dataDir);
   // Wait for the simulator to create its topics before the engine subscribes.
@@ -151,31 +183,10 @@ async function runOnce(store: FeatureStore, dir: string) {
   const cpu = process.cpuUsage(cpuAtStart);
   const stats = engine.stats();
 
-  // The ranking read: one user and 500 candidate items, in one call.
-  const users: string[] = [];
-  const items: string[] = [];
-  for await (const [key] of store.scan()) {
-    if (key.startsWith('user:')) users.push(key.slice(5));
-    else if (key.startsWith('item:')) items.push(key.slice(5));
-  }
-  const gets = buildHistogram({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 10_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-  // Without user or item rows (--entities) there is no ranking read to time.
-  const readable = users.length > 0 && items.length > 0;
-  for (let i = 0; readable && i < getCount; i += 1) {
-    const user = users[i % users.length] as string;
-    const candidates = Array.from(
-      { length: 500 },
-      (_, j) => items[(i * 7919 + j * 104_729) % items.length] as string,
-    );
-    const t0 = process.hrtime.bigint();
-    const got = await getForRanking(store, user, candidates);
-    gets.recordValue(Number((process.hrtime.bigint() - t0) / 1000n)); // µs
-    if (got.items.length !== 500) throw new Error('batch get returned the wrong number of rows');
-  }
+  // The ranking read (one user and 500 candidate items, in one call): here, beside the
+  // engine's state, and in a reader process of its own, as the server reads the store.
+  const sameProcess = await timeRankingReads(store, getCount, warmupGets);
+  const reader = await timeInReader(store.kind, readerAt);
   await engine.close();
   await bus.close();
   return {
@@ -191,8 +202,10 @@ async function runOnce(store: FeatureStore, dir: string) {
     rowsPerEvent: Number((stats.rowsWritten / Math.max(1, stats.events)).toFixed(2)),
     checkpoints: stats.checkpoints,
     checkpointPauseMaxMs: stats.checkpointPauseMaxMs,
-    getP50Ms: readable ? gets.getValueAtPercentile(50) / 1000 : null,
-    getP99Ms: readable ? gets.getValueAtPercentile(99) / 1000 : null,
+    getP50Ms: reader?.p50Ms ?? null,
+    getP99Ms: reader?.p99Ms ?? null,
+    getSameProcessP50Ms: sameProcess?.p50Ms ?? null,
+    getSameProcessP99Ms: sameProcess?.p99Ms ?? null,
   };
 }
 
@@ -201,12 +214,12 @@ const redis = await startRedis();
 try {
   say(`embedded store: simulator at ${speed}x for ${wallSeconds} s...`);
   const lmdb = await LmdbFeatureStore.open(path.join(dir, 'embedded-store'));
-  const embedded = await runOnce(lmdb, dir);
+  const embedded = await runOnce(lmdb, dir, path.join(dir, 'embedded-store'));
   await lmdb.close();
   say(JSON.stringify(embedded));
   say(`redis store: simulator at ${speed}x for ${wallSeconds} s...`);
   const redisStore = await RedisFeatureStore.open(redis.url);
-  const viaRedis = await runOnce(redisStore, dir);
+  const viaRedis = await runOnce(redisStore, dir, redis.url);
   await redisStore.close();
   say(JSON.stringify(viaRedis));
   console.log(
@@ -224,6 +237,8 @@ try {
       freshness_max_ms: embedded.freshnessMax,
       batch_get_p50_ms: embedded.getP50Ms,
       batch_get_p99_ms: embedded.getP99Ms,
+      batch_get_same_process_p50_ms: embedded.getSameProcessP50Ms,
+      batch_get_same_process_p99_ms: embedded.getSameProcessP99Ms,
       redis_events_per_s: viaRedis.eventsPerS,
       redis_cpu_us_per_event: viaRedis.cpuUsPerEvent,
       redis_freshness_p50_ms: viaRedis.freshnessP50,
@@ -231,6 +246,8 @@ try {
       redis_freshness_max_ms: viaRedis.freshnessMax,
       redis_batch_get_p50_ms: viaRedis.getP50Ms,
       redis_batch_get_p99_ms: viaRedis.getP99Ms,
+      redis_batch_get_same_process_p50_ms: viaRedis.getSameProcessP50Ms,
+      redis_batch_get_same_process_p99_ms: viaRedis.getSameProcessP99Ms,
       late_events: embedded.lateEvents + viaRedis.lateEvents,
       checkpoint_pause_max_ms: Math.max(
         embedded.checkpointPauseMaxMs,
