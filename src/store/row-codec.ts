@@ -13,6 +13,8 @@ const packr = new Packr({ useRecords: false });
 interface Schema {
   hash: number;
   names: readonly string[];
+  /** Every name, null: a decoded row starts as a copy (one allocation, no shape changes). */
+  template: Readonly<Record<string, FeatureValue>>;
 }
 
 export class RowCodec {
@@ -24,7 +26,11 @@ export class RowCodec {
     for (const f of features) names.set(f.entity, [...(names.get(f.entity) ?? []), f.name]);
     for (const [entity, list] of names) {
       // 0 marks a whole row; a (vanishingly unlikely) zero hash is moved to 1.
-      const schema = { hash: crc32(`${entity}:${list.join(',')}`) || 1, names: list };
+      const schema = {
+        hash: crc32(`${entity}:${list.join(',')}`) || 1,
+        names: list,
+        template: Object.fromEntries(list.map((name) => [name, null])),
+      };
       this.byEntity.set(entity, schema);
       this.byHash.set(schema.hash, schema);
     }
@@ -53,7 +59,7 @@ export class RowCodec {
         'a stored row was written with another feature catalogue: rebuild the store (recmaster features --rebuild)',
       );
     }
-    const values: Record<string, FeatureValue> = {};
+    const values: Record<string, FeatureValue> = { ...schema.template };
     for (let i = 0; i < schema.names.length; i++)
       values[schema.names[i] as string] = arr[i + 2] as FeatureValue;
     return { values, eventTimeMs: arr[1] as number };
