@@ -50,21 +50,22 @@ const { values: args } = parseArgs({
 });
 /** A number > 0 (or an integer, when `integer`), or a clear error naming the option. */
 function positive(
-  name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch' | 'partitions' | 'warmup-gets',
+  name: 'seconds' | 'speed' | 'gets' | 'batch' | 'max-batch' | 'partitions',
   integer = false,
 ) {
   const n = Number(args[name]);
-  if (name === 'warmup-gets' && n === 0) return 0;
   if (!(n > 0) || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
     throw new Error(
-      `--${name} must be ${integer ? 'an integer' : 'a number'} ${name === 'warmup-gets' ? '>=' : '>'} 0, got ${args[name]}`,
+      `--${name} must be ${integer ? 'an integer' : 'a number'} > 0, got ${args[name]}`,
     );
   return n;
 }
 const wallSeconds = positive('seconds');
 const speed = positive('speed');
 const getCount = positive('gets', true);
-const warmupGets = positive('warmup-gets', true);
+const warmupGets = Number(args['warmup-gets']);
+if (!Number.isInteger(warmupGets) || warmupGets < 0)
+  throw new Error(`--warmup-gets must be an integer >= 0, got ${args['warmup-gets']}`);
 const simNice = Number(args['sim-nice']);
 if (!Number.isInteger(simNice) || simNice < -20 || simNice > 19)
   throw new Error(`--sim-nice must be an integer from -20 to 19, got ${args['sim-nice']}`);
