@@ -79,8 +79,9 @@ export class LogConsumer implements Consumer {
 
   /**
    * Another process's append is seen at once instead of at the next re-check: every 10 ms
-   * (the default re-check) put 5 ms on average on each event's freshness. A partition this process writes wakes
-   * its readers in-process already; one it only reads is watched (inotify on Linux).
+   * (the default re-check) put 5 ms on average on each event's freshness. A partition this
+   * process writes wakes its readers in-process already; one it only reads is watched
+   * (inotify on Linux).
    */
   private watchAppends(): void {
     for (const p of this.partitions) {
