@@ -2,7 +2,7 @@
 // (`recmaster serve` beside `recmaster features`, or beside Flink at scale): the reads are
 // then timed without the engine's heap and its collections in the same process.
 //
-//   node --max-semi-space-size=64 --import tsx bench/features-reader.ts \
+//   node --max-semi-space-size=64 --initial-old-space-size=256 --import tsx bench/features-reader.ts \
 //     --store embedded|redis --at <LMDB directory | redis:// URL> [--gets 2000 --warmup 200]
 //
 // Prints one JSON object: { p50Ms, p99Ms, maxMs } (null when there is nothing to rank).

@@ -130,7 +130,9 @@ async function timeInReader(kind: string, at: string): Promise<RankingReadTimes 
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [
-      '--max-semi-space-size=64', // as `npm start` runs the server
+      // As `npm start` runs the server.
+      '--max-semi-space-size=64',
+      '--initial-old-space-size=256',
       '--import',
       'tsx',
       readerScript,
