@@ -27,6 +27,19 @@ async function fails(args: string[]): Promise<{ code: number; stderr: string }> 
 }
 
 describe('recmaster CLI', () => {
+  test('the installed command runs Node with the heap flags `npm start` uses', async () => {
+    const shebang = (await readFile(main, 'utf8')).split('\n')[0] ?? '';
+    const pkg = JSON.parse(
+      await readFile(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'),
+    ) as { scripts: Record<string, string> };
+    const start = pkg.scripts.start ?? '';
+    const shebangFlags = /^#!\/usr\/bin\/env -S node (.+)$/.exec(shebang)?.[1]?.split(' ');
+    const startFlags = /^node (.+) dist\/cli\/main\.js demo$/.exec(start)?.[1]?.split(' ');
+    assert.ok(shebangFlags, `unexpected shebang: ${shebang}`);
+    assert.deepEqual(shebangFlags, startFlags);
+    assert.ok(shebangFlags.includes('--initial-old-space-size=256'));
+  });
+
   test('every subcommand has help text', async () => {
     const top = await recmaster(['--help']);
     for (const sub of [
