@@ -130,11 +130,9 @@ async function timeInReader(kind: string, at: string): Promise<RankingReadTimes 
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [
-      // As `npm start` runs the server.
-      '--max-semi-space-size=64',
-      '--initial-old-space-size=256',
-      '--import',
-      'tsx',
+      // This process's own Node flags (`npm run bench:features` gives `npm start`'s heap
+      // flags, as the server runs, and `--import tsx`).
+      ...process.execArgv,
       readerScript,
       '--store',
       kind,

@@ -27,7 +27,7 @@ async function fails(args: string[]): Promise<{ code: number; stderr: string }> 
 }
 
 describe('recmaster CLI', () => {
-  test('the installed command runs Node with the heap flags `npm start` uses', async () => {
+  test('the installed command and bench:features run Node with the heap flags `npm start` uses', async () => {
     const shebang = (await readFile(main, 'utf8')).split('\n')[0] ?? '';
     const pkg = JSON.parse(
       await readFile(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'),
@@ -37,6 +37,11 @@ describe('recmaster CLI', () => {
     const startFlags = /^node (.+) dist\/cli\/main\.js demo$/.exec(start)?.[1]?.split(' ');
     assert.ok(shebangFlags, `unexpected shebang: ${shebang}`);
     assert.deepEqual(shebangFlags, startFlags);
+    // The bench that measured them runs the engine (and its reader process) with the same.
+    const benchFlags = /^node (.+) --import tsx bench\/features\.ts$/
+      .exec(pkg.scripts['bench:features'] ?? '')?.[1]
+      ?.split(' ');
+    assert.deepEqual(benchFlags, startFlags);
     assert.ok(shebangFlags.includes('--initial-old-space-size=256'));
   });
 
