@@ -285,6 +285,39 @@ describe('feature engine', () => {
     await cleanup();
   });
 
+  test('closing checkpoints everything, also what changed while a checkpoint was in progress', async () => {
+    const { dir, cleanup } = await tempDir();
+    await simulate(dir, 300);
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os', defaultPartitions: 4 });
+    const store = await LmdbFeatureStore.open(path.join(dir, 'store'));
+    const options = {
+      bus,
+      store,
+      stateDir: path.join(dir, 'state'),
+      batchSize: 500,
+      maxBatch: 500,
+      // A checkpoint starts after every batch and encodes 64 keys a batch.
+      checkpointIntervalMs: 0,
+      checkpointSliceMs: 0,
+    };
+    const engine = await FeatureEngine.open(options);
+    for (let i = 0; i < 5; i++) await engine.step(0);
+    await engine.checkpoint(); // none in progress now
+    await engine.step(0); // starts one: 500 events changed more than 64 keys
+    await engine.step(0); // changes more while it is still in progress
+    await engine.close();
+    const closed = engine.stats();
+    assert.equal(closed.events, 3500);
+    const reopened = await FeatureEngine.open(options);
+    const restored = reopened.stats();
+    assert.equal(restored.events, closed.events, 'the last checkpoint counted every event');
+    assert.equal(restored.keys, closed.keys);
+    await reopened.close();
+    await store.close();
+    await bus.close();
+    await cleanup();
+  });
+
   test('a changed item category counts once the items topic is read again', async () => {
     const { dir, cleanup } = await tempDir();
     const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });

@@ -45,7 +45,6 @@ const BINARY_V1 = 0xb1;
 /** Encodes keys' live states; one encoder reuses its buffer across keys. */
 export class SavedKeyEncoder {
   private readonly w = new BinaryWriter();
-  private readonly one = new BinaryWriter(4096);
   private count = 0;
   /** Stream ids and feature names, encoded once (a few dozen of them, in every key). */
   private readonly labels = new Map<string, Buffer>();
@@ -63,20 +62,17 @@ export class SavedKeyEncoder {
     this.count += 1;
   }
 
-  /** Adds one state's bytes from `encodeOne`. */
-  addEncoded(bytes: Buffer): void {
-    this.w.raw(bytes);
+  /** Adds one state's bytes written by `writeOne`, from where they lie in `from`. */
+  addFrom(from: BinaryWriter, start: number, end: number): void {
+    this.w.copyFrom(from, start, end);
     this.count += 1;
   }
 
-  /** The bytes `add` would write for one state, on their own (to save a state before it changes). */
-  encodeOne(streamId: string, feature: string, state: FeatureState): Buffer {
-    const w = this.one;
-    w.reset();
+  /** Writes to `w` the bytes `add` would write for one state (to save it before it changes). */
+  writeOne(w: BinaryWriter, streamId: string, feature: string, state: FeatureState): void {
     w.raw(this.label(streamId));
     w.raw(this.label(feature));
     state.writeTo(w);
-    return w.bytes();
   }
 
   private label(s: string): Buffer {

@@ -19,6 +19,7 @@ import type { Event } from '../events/schemas.js';
 import { EventSubscriber } from '../events/subscriber.js';
 import { Topics } from '../events/topics.js';
 import type { FeatureRow, FeatureStore, FeatureValue, RowWrite } from '../store/store.js';
+import { BinaryWriter } from '../util/binary.js';
 import { fnv1a } from '../util/fnv.js';
 import { registry } from '../util/metrics.js';
 import {
@@ -161,10 +162,12 @@ interface Snapshot {
   /** Keys changed since the last checkpoint whose states are not encoded yet. */
   pending: Set<KeyEntry>;
   /**
-   * States of pending keys saved just before they changed, by fi × STATE_CODE + si: their
-   * bytes at the snapshot, or null for a state created since (it was not there then).
+   * States of pending keys saved just before they changed, as [fi × STATE_CODE + si, start,
+   * end] triples: where their bytes at the snapshot lie in the engine's `preserved` buffer, or
+   * -1, -1 for a state created since (it was not there then). Offsets into one buffer, not a
+   * Buffer per state: tens of thousands of those a checkpoint lived long enough to be promoted.
    */
-  saved: Map<KeyEntry, Map<number, Buffer | null>>;
+  saved: Map<KeyEntry, number[]>;
 }
 
 /** Streams per feature in a saved-state code (far more than a topic's partitions). */
@@ -215,6 +218,8 @@ export class FeatureEngine {
   private readonly slices: Set<KeyEntry>[] = Array.from({ length: SWEEP_SLICES }, () => new Set());
   private readonly catalogue = new Map<string, string>();
   private readonly encoder = new SavedKeyEncoder();
+  /** The bytes of the states saved before they changed (Snapshot.saved), this checkpoint's. */
+  private readonly preserved = new BinaryWriter(1 << 20);
   private readonly freshness: Histogram;
   private readonly counters = {
     events: 0,
@@ -763,6 +768,7 @@ export class FeatureEngine {
     };
     this.dirtyKeys = new Set();
     this.dirtyCategories.clear();
+    this.preserved.reset();
   }
 
   /** Saves one state of a pending key, as it is now, before it changes (or is created). */
@@ -771,28 +777,30 @@ export class FeatureEngine {
     if (snapshot === undefined || !snapshot.pending.has(entry)) return;
     let saved = snapshot.saved.get(entry);
     if (saved === undefined) {
-      saved = new Map();
+      saved = [];
       snapshot.saved.set(entry, saved);
     }
     const code = fi * STATE_CODE + si;
-    if (saved.has(code)) return; // saved already: it has changed since the snapshot
+    if (savedAt(saved, code) >= 0) return; // saved already: it has changed since the snapshot
     const place = entry.streams.indexOf(si);
     const state = place < 0 ? undefined : entry.states[fi * entry.streams.length + place];
+    if (state === undefined) {
+      saved.push(code, -1, -1);
+      return;
+    }
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
-    saved.set(
-      code,
-      state
-        ? this.encoder.encodeOne(
-            this.streamIds[si] as string,
-            (defs[fi] as AggregateFeature).name,
-            state,
-          )
-        : null,
+    const start = this.preserved.length;
+    this.encoder.writeOne(
+      this.preserved,
+      this.streamIds[si] as string,
+      (defs[fi] as AggregateFeature).name,
+      state,
     );
+    saved.push(code, start, this.preserved.length);
   }
 
   /** A key's states as of the snapshot: those saved before they changed, the rest as they are. */
-  private encodeEntry(entry: KeyEntry, saved?: Map<number, Buffer | null>): Buffer | null {
+  private encodeEntry(entry: KeyEntry, saved?: number[]): Buffer | null {
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
     const encoder = this.encoder;
     encoder.begin();
@@ -804,9 +812,10 @@ export class FeatureEngine {
     for (let fi = 0; fi < defs.length; fi++) {
       for (const place of places) {
         const si = streams[place] as number;
-        const before = saved?.get(fi * STATE_CODE + si);
-        if (before !== undefined) {
-          if (before !== null) encoder.addEncoded(before);
+        const at = saved === undefined ? -1 : savedAt(saved, fi * STATE_CODE + si);
+        if (at >= 0) {
+          const start = saved?.[at + 1] as number;
+          if (start >= 0) encoder.addFrom(this.preserved, start, saved?.[at + 2] as number);
           continue;
         }
         const state = states[fi * width + place];
@@ -876,12 +885,20 @@ export class FeatureEngine {
     }
   }
 
-  /** Checkpoints now, completely (on close, after a backfill). */
+  /**
+   * Checkpoints everything processed so far (on close, after a backfill): completes a
+   * checkpoint in progress, then writes one of the changes made since it began (completing
+   * only the one in progress left those to be replayed from the log on the next start).
+   */
   async checkpoint(): Promise<void> {
     await this.writing;
     this.throwIfWriteFailed();
     await this.saving;
-    if (!this.snapshot) this.beginCheckpoint();
+    if (this.snapshot) {
+      await this.advanceCheckpoint(Number.POSITIVE_INFINITY);
+      await this.saving;
+    }
+    this.beginCheckpoint();
     await this.advanceCheckpoint(Number.POSITIVE_INFINITY);
     await this.saving;
     this.throwIfSaveFailed();
@@ -916,6 +933,12 @@ export class FeatureEngine {
     await this.items.close();
     await this.checkpoints.close();
   }
+}
+
+/** Where a state's triple is in a key's Snapshot.saved list, -1 when it is not there. */
+function savedAt(saved: number[], code: number): number {
+  for (let i = 0; i < saved.length; i += 3) if (saved[i] === code) return i;
+  return -1;
 }
 
 function compareIds(a: string | undefined, b: string | undefined): number {

@@ -71,6 +71,20 @@ export class BinaryWriter {
     this.at += bytes.length;
   }
 
+  /** Bytes written since the last reset. */
+  get length(): number {
+    return this.at;
+  }
+
+  /** Copies bytes another writer wrote, from start to end (offsets since its last reset). */
+  copyFrom(other: BinaryWriter, start: number, end: number): void {
+    if (!(start >= 0 && start <= end && end <= other.at))
+      throw new RangeError(`copyFrom: ${start}..${end} is not within 0..${other.at}`);
+    this.room(end - start);
+    other.buf.copy(this.buf, this.at, start, end);
+    this.at += end - start;
+  }
+
   /** A copy of what was written since the last reset. */
   bytes(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.at));
