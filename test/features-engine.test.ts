@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { LogBus } from '../src/bus/index.js';
 import { EventPublisher } from '../src/events/publisher.js';
 import type { Event } from '../src/events/schemas.js';
+import { parseCatalogue } from '../src/features/definitions.js';
 import { FeatureEngine } from '../src/features/engine.js';
 import { type SimConfigInput, Simulator } from '../src/sim/index.js';
 import { PublisherSink } from '../src/sim/publisher-sink.js';
@@ -390,6 +391,85 @@ describe('feature engine', () => {
       await engine.close();
       await store.close();
     }
+    await bus.close();
+    await cleanup();
+  });
+
+  test('a state is dropped at the first sweep after its TTL, also one created after a longer-lived one', async () => {
+    const { dir, cleanup } = await tempDir();
+    const bus = new LogBus({ dir: path.join(dir, 'bus'), durability: 'os' });
+    const publisher = new EventPublisher(bus);
+    await publisher.ensureTopics();
+    const MIN = 60_000;
+    const features = parseCatalogue([
+      {
+        kind: 'aggregate',
+        name: 'item_clicks_day',
+        description: 'clicks, decayed',
+        entity: 'item',
+        sources: ['click'],
+        aggregation: { kind: 'count' },
+        window: { kind: 'decayed', halfLifeMs: 60 * MIN },
+        ttlMs: 24 * 60 * MIN,
+      },
+      {
+        kind: 'aggregate',
+        name: 'item_watches_10m',
+        description: 'watches, last 10 minutes',
+        entity: 'item',
+        sources: ['watch'],
+        aggregation: { kind: 'count' },
+        window: { kind: 'sliding', sizeMs: 10 * MIN, slideMs: MIN },
+        ttlMs: 20 * MIN,
+      },
+    ]);
+    const t0 = 1_767_225_600_000;
+    let n = 0;
+    const click = (itemId: string, ts: number): Event => ({
+      id: `c${++n}`,
+      ts,
+      type: 'click',
+      requestId: `r${n}`,
+      userId: 'u1',
+      itemId,
+    });
+    const watch = (itemId: string, ts: number): Event => ({
+      id: `w${++n}`,
+      ts,
+      type: 'watch',
+      requestId: `r${n}`,
+      userId: 'u1',
+      itemId,
+      watchedS: 10,
+      durationS: 60,
+    });
+    const store = await LmdbFeatureStore.open(path.join(dir, 'store'));
+    // A sweep of a sixteenth of the keys every record: all of them every 16 records.
+    const engine = await FeatureEngine.open({
+      bus,
+      store,
+      stateDir: path.join(dir, 'state'),
+      features,
+      sweepEvery: 16,
+    });
+    // i1 first gets a click (kept a day), swept once, then a watch (kept 20 minutes) that
+    // must go 20 minutes later although the click's state lives on.
+    await publisher.publish([click('i1', t0)]);
+    const filler = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => click('i0', from + i));
+    await publisher.publish(filler(t0 + MIN, 40));
+    await publisher.publish([watch('i1', t0 + 2 * MIN)]);
+    await publisher.publish(filler(t0 + 21 * MIN, 40));
+    await engine.catchUp();
+    assert.equal(engine.stats().expiredStates, 0, 'nothing is 20 minutes old yet');
+    await publisher.publish(filler(t0 + 23 * MIN, 40));
+    await engine.catchUp();
+    assert.equal(engine.stats().expiredStates, 1, "i1's watch state");
+    const [row] = await store.getMany([{ entity: 'item', key: 'i1' }]);
+    assert.equal(row?.values.item_watches_10m, 0);
+    assert.ok((row?.values.item_clicks_day as number) > 0);
+    await engine.close();
+    await store.close();
     await bus.close();
     await cleanup();
   });

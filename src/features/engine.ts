@@ -141,6 +141,12 @@ interface KeyEntry {
    * rewritten whenever one changes; rows are read from it (materialize).
    */
   heads: Float64Array;
+  /**
+   * No state of the key (in any stream) expires before this event time: a sweep passes the
+   * key by while its stream's watermark is earlier. Recomputed when a sweep looks at the key,
+   * lowered when a state is created; events only move a state's expiry later. -Infinity: look.
+   */
+  expiresFrom: number;
 }
 
 const NO_HEADS = new Float64Array(0);
@@ -218,6 +224,8 @@ export class FeatureEngine {
   private readonly slices: Set<KeyEntry>[] = Array.from({ length: SWEEP_SLICES }, () => new Set());
   private readonly catalogue = new Map<string, string>();
   private readonly encoder = new SavedKeyEncoder();
+  /** encodeEntry's list of a key's places, reused. */
+  private readonly places: number[] = [];
   /** The bytes of the states saved before they changed (Snapshot.saved), this checkpoint's. */
   private readonly preserved = new BinaryWriter(1 << 20);
   private readonly freshness: Histogram;
@@ -360,6 +368,7 @@ export class FeatureEngine {
         streams: [],
         slice: sliceOf(entity, entityKey.slice(sep + 1)),
         heads: NO_HEADS,
+        expiresFrom: Number.NEGATIVE_INFINITY,
       };
       const restored: [number, number, FeatureState][] = [];
       for (const [streamId, feature, json] of saved) {
@@ -615,6 +624,7 @@ export class FeatureEngine {
           streams: [],
           slice: sliceOf(entity, key),
           heads: NO_HEADS,
+          expiresFrom: Number.NEGATIVE_INFINITY,
         };
         this.keys.set(entityKey, entry);
         (this.slices[entry.slice] as Set<KeyEntry>).add(entry);
@@ -628,6 +638,9 @@ export class FeatureEngine {
           state = createState(def, { allowedLatenessMs: this.lateness });
           if (place < 0) place = this.addStream(entry, streamIndex);
           entry.states[index * entry.streams.length + place] = state;
+          // Its newest event time will be at least this event's (if the event counts at all).
+          const expires = event.ts + def.ttlMs;
+          if (expires < entry.expiresFrom) entry.expiresFrom = expires;
         }
         const agg = def.aggregation;
         let result: 'applied' | 'late';
@@ -672,6 +685,9 @@ export class FeatureEngine {
     keys: Set<KeyEntry>,
   ): void {
     for (const entry of keys) {
+      // Most keys: nothing can have expired yet (a full pass over all of them was ~4 % of the
+      // engine's time 20 minutes into a stream, with the catalogue still growing).
+      if (watermark < entry.expiresFrom) continue;
       const place = entry.streams.indexOf(streamIndex);
       if (place < 0) continue;
       const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
@@ -691,7 +707,22 @@ export class FeatureEngine {
         entry.maxTs = newestEventTime(entry);
         this.writeHeads(entry);
       }
+      entry.expiresFrom = this.earliestExpiry(entry);
     }
+  }
+
+  /** The earliest event time at which one of the key's states (in any stream) can expire. */
+  private earliestExpiry(entry: KeyEntry): number {
+    const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
+    const width = entry.streams.length;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (let at = 0; at < entry.states.length; at++) {
+      const t = entry.states[at]?.maxEventTimeMs ?? null;
+      if (t === null) continue;
+      const expires = t + (defs[Math.floor(at / width)] as AggregateFeature).ttlMs;
+      if (expires < earliest) earliest = expires;
+    }
+    return earliest;
   }
 
   /** The row of one key: every feature of its entity, as of the key's newest event. */
@@ -806,8 +837,11 @@ export class FeatureEngine {
     encoder.begin();
     const { states, streams } = entry;
     const width = streams.length;
-    // Places in stream-index order (the order checkpoints have always listed states in).
-    const places = Array.from({ length: width }, (_, p) => p);
+    // Places in stream-index order (the order checkpoints have always listed states in), in
+    // an array reused from key to key.
+    const places = this.places;
+    places.length = width;
+    for (let p = 0; p < width; p++) places[p] = p;
     if (width > 1) places.sort((a, b) => (streams[a] as number) - (streams[b] as number));
     for (let fi = 0; fi < defs.length; fi++) {
       for (const place of places) {

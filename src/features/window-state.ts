@@ -37,7 +37,7 @@ const SlidingJson = z.strictObject({
   maxEventTimeMs: maxTs,
   /** Non-empty buckets, oldest first: [bucket index = floor(ts / slideMs), sum, count]. */
   buckets: z.array(
-    z.tuple([z.number().int().nonnegative(), z.number().finite(), z.number().int()]),
+    z.tuple([z.number().int().nonnegative(), z.number().finite(), z.number().int().nonnegative()]),
   ),
   /**
    * The running [sum, count] of the window ending at the newest bucket, kept as it was
@@ -143,7 +143,8 @@ const HEAD = 0; // newest bucket index, NaN while empty
 const MAX_TS = 1; // newest event time, NaN while empty
 const HEAD_SUM = 2; // running sum of the window ending at the head bucket
 const HEAD_COUNT = 3; // its running count
-const B0 = 4; // the first bucket: [index (floor(ts / slideMs)), sum, count] each
+const COUNTED = 4; // 1 while every value added was 1 (each bucket's sum is its count), else 0
+const B0 = 5; // the first bucket: [index (floor(ts / slideMs)), sum, count] each
 
 /**
  * Sliding (hopping) window over slide-sized buckets; a tumbling window is the case
@@ -168,7 +169,7 @@ export class SlidingWindowState {
 
   constructor(sizeMs: number, slideMs: number, measure: Measure, options: StateOptions = {}) {
     this.spec = slidingSpec(sizeMs, slideMs, measure, options);
-    this.s = [Number.NaN, Number.NaN, 0, 0];
+    this.s = [Number.NaN, Number.NaN, 0, 0, 1];
   }
 
   get kind(): 'sliding' {
@@ -220,6 +221,7 @@ export class SlidingWindowState {
     const at = B0 + i * 3;
     s[at + 1] = (s[at + 1] as number) + value;
     s[at + 2] = (s[at + 2] as number) + 1;
+    if (value !== 1) s[COUNTED] = 0;
     if (b > (s[HEAD] as number) - k) {
       s[HEAD_SUM] = (s[HEAD_SUM] as number) + value;
       s[HEAD_COUNT] = (s[HEAD_COUNT] as number) + 1;
@@ -351,23 +353,16 @@ export class SlidingWindowState {
    */
   writeTo(w: BinaryWriter): void {
     const s = this.s;
-    let compact = true;
-    let countedOnly = true;
-    for (let i = B0; i < s.length; i += 3) {
-      const index = s[i] as number;
-      const count = s[i + 2] as number;
-      const after = i === B0 ? 0 : (s[i - 3] as number);
-      if (
-        !(
-          Number.isSafeInteger(index) &&
-          index >= after &&
-          Number.isSafeInteger(count) &&
-          count >= 0
-        )
-      )
-        compact = false;
-      if (!Object.is(s[i + 1], count)) countedOnly = false;
-    }
+    // Bucket indexes ascend and counts are whole numbers >= 0 (add and fromJson keep both
+    // so): the indexes are varints when the first is >= 0 and the last a safe integer. Sums
+    // are left out while every value added was 1 (COUNTED). Both known without a pass over
+    // the buckets, which was ~40 % of encoding a sliding window.
+    const first = s[B0];
+    const last = s[s.length - 3];
+    const compact =
+      first === undefined ||
+      ((first as number) >= 0 && Number.isSafeInteger(first) && Number.isSafeInteger(last));
+    const countedOnly = s[COUNTED] === 1;
     const buckets = (s.length - B0) / 3;
     w.u8(compact ? KIND_CODE.sliding_compact : KIND_CODE.sliding);
     w.f64(this.spec.sizeMs);
@@ -404,6 +399,7 @@ export class SlidingWindowState {
       .filter(([b]) => b > head - state.spec.cap)
       .sort((x, y) => x[0] - y[0]);
     for (const [b, sum, count] of kept) s.push(b, sum, count);
+    s[COUNTED] = kept.every(([, sum, count]) => Object.is(sum, count)) ? 1 : 0;
     s[HEAD] = head < 0 ? Number.NaN : head;
     s[MAX_TS] = json.maxEventTimeMs ?? Number.NaN;
     if (json.headTotals) [s[HEAD_SUM], s[HEAD_COUNT]] = json.headTotals;
