@@ -454,7 +454,7 @@ describe('feature engine', () => {
     });
     // i1 first gets a click (kept a day), swept once, then a watch (kept 20 minutes) that
     // must go 20 minutes later although the click's state lives on.
-    await publisher.publish([click('i1', t0)]);
+    await publisher.publish([click('i1', t0), click('i2', t0)]);
     const filler = (from: number, count: number) =>
       Array.from({ length: count }, (_, i) => click('i0', from + i));
     await publisher.publish(filler(t0 + MIN, 40));
@@ -465,6 +465,15 @@ describe('feature engine', () => {
     await publisher.publish(filler(t0 + 23 * MIN, 40));
     await engine.catchUp();
     assert.equal(engine.stats().expiredStates, 1, "i1's watch state");
+    // i2 the same, except that its watch state is made empty by a late watch (older than its
+    // 10-minute window) before a sweep, and counts its first watch only after that sweep.
+    await publisher.publish([watch('i2', t0 + MIN), ...filler(t0 + 24 * MIN, 40)]);
+    await publisher.publish([watch('i2', t0 + 25 * MIN), ...filler(t0 + 26 * MIN, 40)]);
+    await engine.catchUp();
+    assert.equal(engine.stats().lateEvents, 1);
+    await publisher.publish(filler(t0 + 46 * MIN, 40));
+    await engine.catchUp();
+    assert.equal(engine.stats().expiredStates, 2, "and i2's");
     const [row] = await store.getMany([{ entity: 'item', key: 'i1' }]);
     assert.equal(row?.values.item_watches_10m, 0);
     assert.ok((row?.values.item_clicks_day as number) > 0);

@@ -711,14 +711,20 @@ export class FeatureEngine {
     }
   }
 
-  /** The earliest event time at which one of the key's states (in any stream) can expire. */
+  /**
+   * The earliest event time at which one of the key's states (in any stream) can expire;
+   * -Infinity while one is empty (made by a late event: its first counted event, whenever it
+   * comes, sets its expiry without creating a state).
+   */
   private earliestExpiry(entry: KeyEntry): number {
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
     const width = entry.streams.length;
     let earliest = Number.POSITIVE_INFINITY;
     for (let at = 0; at < entry.states.length; at++) {
-      const t = entry.states[at]?.maxEventTimeMs ?? null;
-      if (t === null) continue;
+      const state = entry.states[at];
+      if (state === undefined) continue;
+      const t = state.maxEventTimeMs;
+      if (t === null) return Number.NEGATIVE_INFINITY;
       const expires = t + (defs[Math.floor(at / width)] as AggregateFeature).ttlMs;
       if (expires < earliest) earliest = expires;
     }
