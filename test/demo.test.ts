@@ -1,7 +1,7 @@
 // The main job end to end, as README's first command runs it (small world, short run): the
 // first run prepares models and runs live; a second run resumes from the same data directory.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -55,6 +55,45 @@ async function demo(dir: string, durationS: number) {
 }
 
 describe('recmaster demo', () => {
+  test('Ctrl-C while the first run trains its ranker stops it, without going live', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          main,
+          '-d',
+          dir,
+          'demo',
+          ...['--users', '150', '--items', '400', '--warmup', '400', '--bootstrap', '300'],
+          ...['--rate', '8', '--port', '0', '--json'],
+        ],
+        { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (chunk: string) => {
+        if (
+          !/training the first ranker/.test(stderr) &&
+          /training the first ranker/.test(stderr + chunk)
+        )
+          child.kill('SIGINT');
+        stderr += chunk;
+      });
+      child.stdout.resume();
+      const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      clearTimeout(killer);
+      assert.match(stderr, /stopping \(state is kept/);
+      assert.equal(code, 0, `exit code ${code}: ${stderr.slice(-500)}`);
+      assert.match(stderr, /stopped the loops/, 'stopped where it would have gone live');
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('runs the whole loop, reports it as JSON, and resumes on a second run', async () => {
     const { dir, cleanup } = await tempDir();
     try {

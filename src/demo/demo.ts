@@ -181,7 +181,10 @@ export async function runDemo(opts: DemoOptions): Promise<ReturnType<LiveStats['
     const http = new HttpEventSink({ baseUrl: url });
     const stop = new AbortController();
     const onAbort = () => stop.abort();
-    opts.signal.addEventListener('abort', onAbort);
+    // A stop asked for while the first run prepared its models has fired already: the listener
+    // would never be called, and the demo would go on live.
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener('abort', onAbort);
     const timer = opts.durationS === null ? undefined : setTimeout(onAbort, opts.durationS * 1000);
     const loops = [
       stack.engine.run(stop.signal),
