@@ -25,29 +25,25 @@ interface Summary {
   samples: number;
 }
 
+/** Node's arguments to run the demo on a small world in `dir`, with `more` options. */
+function demoArgs(dir: string, ...more: string[]): string[] {
+  return [
+    '--import',
+    'tsx',
+    main,
+    '-d',
+    dir,
+    'demo',
+    ...['--users', '150', '--items', '400', '--warmup', '400', '--bootstrap', '300'],
+    ...['--rate', '8', '--port', '0', '--json'],
+    ...more,
+  ];
+}
+
 async function demo(dir: string, durationS: number) {
   const { stdout, stderr } = await run(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      main,
-      '-d',
-      dir,
-      'demo',
-      ...['--users', '150', '--items', '400', '--warmup', '400', '--bootstrap', '300'],
-      ...[
-        '--rate',
-        '8',
-        '--drift-at',
-        '5',
-        '--port',
-        '0',
-        '--duration',
-        String(durationS),
-        '--json',
-      ],
-    ],
+    demoArgs(dir, '--drift-at', '5', '--duration', String(durationS)),
     { timeout: 240_000, env: { ...process.env, LOG_LEVEL: 'warn' }, maxBuffer: 64 * 1024 * 1024 },
   );
   const last = stdout.trim().split('\n').at(-1) ?? '';
@@ -58,20 +54,10 @@ describe('recmaster demo', () => {
   test('Ctrl-C while the first run trains its ranker stops it, without going live', async () => {
     const { dir, cleanup } = await tempDir();
     try {
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          main,
-          '-d',
-          dir,
-          'demo',
-          ...['--users', '150', '--items', '400', '--warmup', '400', '--bootstrap', '300'],
-          ...['--rate', '8', '--port', '0', '--json'],
-        ],
-        { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const child = spawn(process.execPath, demoArgs(dir), {
+        env: { ...process.env, LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr.setEncoding('utf8');
       child.stderr.on('data', (chunk: string) => {
