@@ -167,6 +167,9 @@ interface Snapshot {
   changes: CheckpointChanges;
   /** Keys changed since the last checkpoint whose states are not encoded yet. */
   pending: Set<KeyEntry>;
+  /** The keys encoded so far, and where their bytes lie in the encoder ([start, end] each). */
+  encoded: KeyEntry[];
+  encodedAt: number[];
   /**
    * States of pending keys saved just before they changed, as [fi × STATE_CODE + si, start,
    * end] triples: where their bytes at the snapshot lie in the engine's `preserved` buffer, or
@@ -789,6 +792,9 @@ export class FeatureEngine {
     this.streamIds.forEach((id, i) => {
       streams[id] = { ...(this.streamMeta[i] as StreamMeta) };
     });
+    const encoded: KeyEntry[] = [];
+    const encodedAt: number[] = [];
+    const encoder = this.encoder;
     this.snapshot = {
       changes: {
         meta: {
@@ -797,14 +803,28 @@ export class FeatureEngine {
           streams,
           counters: { ...this.counters },
         },
-        keys: new Map(),
+        // Ids and views made as the checkpoint is saved, not kept for seconds before.
+        keys: {
+          *[Symbol.iterator]() {
+            for (let i = 0; i < encoded.length; i++) {
+              const entry = encoded[i] as KeyEntry;
+              const start = encodedAt[2 * i] as number;
+              const end = encodedAt[2 * i + 1] as number;
+              yield [`${entry.entity}:${entry.key}`, end < 0 ? null : encoder.view(start, end)];
+            }
+          },
+        },
         categories: new Map(this.dirtyCategories),
       },
       pending: this.dirtyKeys,
+      encoded,
+      encodedAt,
       saved: new Map(),
     };
     this.dirtyKeys = new Set();
     this.dirtyCategories.clear();
+    // The last checkpoint is saved (a new one begins only then): its bytes are free again.
+    this.encoder.clear();
     this.preserved.reset();
   }
 
@@ -836,11 +856,14 @@ export class FeatureEngine {
     saved.push(code, start, this.preserved.length);
   }
 
-  /** A key's states as of the snapshot: those saved before they changed, the rest as they are. */
-  private encodeEntry(entry: KeyEntry, saved?: number[]): Buffer | null {
+  /**
+   * Encodes a key's states as of the snapshot (those saved before they changed, the rest as
+   * they are); records where its bytes lie.
+   */
+  private encodeEntry(snapshot: Snapshot, entry: KeyEntry, saved?: number[]): void {
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
     const encoder = this.encoder;
-    encoder.begin();
+    const start = encoder.begin();
     const { states, streams } = entry;
     const width = streams.length;
     // Places in stream-index order (the order checkpoints have always listed states in), in
@@ -863,7 +886,8 @@ export class FeatureEngine {
           encoder.add(this.streamIds[si] as string, (defs[fi] as AggregateFeature).name, state);
       }
     }
-    return encoder.end();
+    snapshot.encoded.push(entry);
+    snapshot.encodedAt.push(start, encoder.end());
   }
 
   /** Encodes pending keys for about `budgetMs`; writes the checkpoint once none are left. */
@@ -874,10 +898,7 @@ export class FeatureEngine {
     let n = 0;
     for (const entry of snapshot.pending) {
       snapshot.pending.delete(entry);
-      snapshot.changes.keys.set(
-        `${entry.entity}:${entry.key}`,
-        this.encodeEntry(entry, snapshot.saved.get(entry)),
-      );
+      this.encodeEntry(snapshot, entry, snapshot.saved.get(entry));
       snapshot.saved.delete(entry);
       n += 1;
       if (n % 64 === 0 && performance.now() - started > budgetMs) break;

@@ -85,6 +85,20 @@ export class BinaryWriter {
     this.at += end - start;
   }
 
+  /** Goes back to an earlier length, dropping what was written after it. */
+  rewind(to: number): void {
+    if (!(to >= 0 && to <= this.at))
+      throw new RangeError(`rewind: ${to} is not within 0..${this.at}`);
+    this.at = to;
+  }
+
+  /** The bytes from start to end, not copied: valid while nothing is written over them. */
+  slice(start: number, end: number): Buffer {
+    if (!(start >= 0 && start <= end && end <= this.at))
+      throw new RangeError(`slice: ${start}..${end} is not within 0..${this.at}`);
+    return this.buf.subarray(start, end);
+  }
+
   /** A copy of what was written since the last reset. */
   bytes(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.at));
