@@ -562,11 +562,16 @@ export class FeatureEngine {
     return received.length;
   }
 
-  /** Runs until the signal aborts, then checkpoints. */
-  async run(signal: AbortSignal, onBatch?: (stats: FeatureEngineStats) => void): Promise<void> {
+  /**
+   * Runs until the signal aborts, then checkpoints. `onBatch` is told each batch's number of
+   * records; it asks for `stats()` when it reports (computing them for every batch, hundreds
+   * a second, cost two histogram percentiles each and an object V8 came to allocate in the
+   * old generation: ~0.3 MB/s for the mark-compacts to collect).
+   */
+  async run(signal: AbortSignal, onBatch?: (records: number) => void): Promise<void> {
     while (!signal.aborted) {
       const n = await this.step(100);
-      if (n > 0) onBatch?.(this.stats());
+      if (n > 0) onBatch?.(n);
     }
     await this.checkpoint();
   }

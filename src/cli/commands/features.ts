@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { LogBus } from '../../bus/index.js';
 import { RecmasterError } from '../../errors.js';
-import { FeatureEngine, type FeatureEngineStats } from '../../features/engine.js';
+import { FeatureEngine } from '../../features/engine.js';
 import { LmdbFeatureStore } from '../../store/lmdb-store.js';
 import { RedisFeatureStore } from '../../store/redis-store.js';
 import type { FeatureStore } from '../../store/store.js';
@@ -96,10 +96,11 @@ async function runFeatures(dataDir: string, opts: FeaturesOptions): Promise<void
   process.once('SIGTERM', onSignal);
   const started = performance.now();
   let lastLog = 0;
-  const report = (s: FeatureEngineStats) => {
+  const report = () => {
     const now = performance.now();
     if (now - lastLog < 5000) return;
     lastLog = now;
+    const s = engine.stats();
     logger.info(
       {
         events: s.events,
