@@ -124,6 +124,8 @@ export class LmdbFeatureStore implements FeatureStore {
   private whole(stored: StoredRow | string[] | undefined, key: string): FeatureRow | null {
     if (stored === undefined || Array.isArray(stored)) return null;
     if (stored.apart === undefined) return stored;
+    // Put in the row's transaction, and read in the row's read transaction (lmdb-js renews
+    // it on a new event turn or after a commit, neither within this call): a list named is there.
     for (const name of stored.apart) {
       const list = this.db.get(listKey(key, name));
       stored.values[name] = Array.isArray(list) ? list : [];
