@@ -78,8 +78,7 @@ export class BinaryWriter {
 
   /** Copies bytes another writer wrote, from start to end (offsets since its last reset). */
   copyFrom(other: BinaryWriter, start: number, end: number): void {
-    if (!(start >= 0 && start <= end && end <= other.at))
-      throw new RangeError(`copyFrom: ${start}..${end} is not within 0..${other.at}`);
+    other.checkRange('copyFrom', start, end);
     this.room(end - start);
     other.buf.copy(this.buf, this.at, start, end);
     this.at += end - start;
@@ -94,9 +93,14 @@ export class BinaryWriter {
 
   /** The bytes from start to end, not copied: valid while nothing is written over them. */
   slice(start: number, end: number): Buffer {
-    if (!(start >= 0 && start <= end && end <= this.at))
-      throw new RangeError(`slice: ${start}..${end} is not within 0..${this.at}`);
+    this.checkRange('slice', start, end);
     return this.buf.subarray(start, end);
+  }
+
+  /** Throws unless start..end lies within what was written since the last reset. */
+  private checkRange(what: string, start: number, end: number): void {
+    if (!(start >= 0 && start <= end && end <= this.at))
+      throw new RangeError(`${what}: ${start}..${end} is not within 0..${this.at}`);
   }
 
   /** A copy of what was written since the last reset. */
