@@ -85,8 +85,17 @@ function decayedRead(value: number, ref: number, asOfMs: number, halfLifeMs: num
   return value * 2 ** (-Math.max(0, asOfMs - ref) / halfLifeMs);
 }
 
-function later(a: number | null, b: number): number {
-  return a === null || b > a ? b : a;
+/**
+ * Event times kept in a state's fields are NaN while there is none, never null: a field that
+ * has held null keeps every number written to it as a new heap box (V8's field representation),
+ * so each event allocated one per state and the long-lived state pointed at the young box (a
+ * remembered-set slot for every scavenge, and the box promoted when the state sat idle).
+ */
+const NO_TIME = Number.NaN;
+
+/** Null for NO_TIME (the states' public form). */
+function timeOrNull(t: number): number | null {
+  return Number.isNaN(t) ? null : t;
 }
 
 /** Engine settings a state needs that are not part of the feature definition. */
@@ -433,7 +442,8 @@ export class DecayedState {
   readonly halfLifeMs: number;
   readonly measure: Measure;
   private value = 0;
-  private ref: number | null = null;
+  /** The reference time (newest event), NO_TIME while empty. */
+  private ref = NO_TIME;
 
   constructor(halfLifeMs: number, measure: Measure) {
     this.halfLifeMs = halfLifeMs;
@@ -441,7 +451,7 @@ export class DecayedState {
   }
 
   get maxEventTimeMs(): number | null {
-    return this.ref;
+    return timeOrNull(this.ref);
   }
 
   private decay(dtMs: number): number {
@@ -450,8 +460,8 @@ export class DecayedState {
 
   add(eventTimeMs: number, value: number, _watermarkMs: number): AddResult {
     const v = this.measure === 'count' ? 1 : value;
-    if (this.ref === null || eventTimeMs >= this.ref) {
-      this.value = this.ref === null ? v : this.value * this.decay(eventTimeMs - this.ref) + v;
+    if (Number.isNaN(this.ref) || eventTimeMs >= this.ref) {
+      this.value = Number.isNaN(this.ref) ? v : this.value * this.decay(eventTimeMs - this.ref) + v;
       this.ref = eventTimeMs;
     } else {
       this.value += v * this.decay(this.ref - eventTimeMs);
@@ -460,13 +470,13 @@ export class DecayedState {
   }
 
   read(asOfMs: number): number {
-    if (this.ref === null) return 0;
+    if (Number.isNaN(this.ref)) return 0;
     return decayedRead(this.value, this.ref, asOfMs, this.halfLifeMs);
   }
 
   /** [reference time, value as of it, NaN, NaN] (NaN while empty). */
   writeHead(out: Float64Array, at: number): void {
-    out[at] = this.ref ?? Number.NaN;
+    out[at] = this.ref;
     out[at + 1] = this.value;
     out[at + 2] = Number.NaN;
     out[at + 3] = Number.NaN;
@@ -482,7 +492,7 @@ export class DecayedState {
       kind: 'decayed',
       halfLifeMs: this.halfLifeMs,
       measure: this.measure,
-      maxEventTimeMs: this.ref,
+      maxEventTimeMs: timeOrNull(this.ref),
       value: this.value,
     };
   }
@@ -491,14 +501,14 @@ export class DecayedState {
     w.u8(KIND_CODE.decayed);
     w.f64(this.halfLifeMs);
     w.u8(MEASURE_CODE[this.measure]);
-    w.f64(this.ref ?? Number.NaN);
+    w.f64(this.ref);
     w.f64(this.value);
   }
 
   static fromJson(json: z.infer<typeof DecayedJson>): DecayedState {
     const state = new DecayedState(json.halfLifeMs, json.measure);
     state.value = json.maxEventTimeMs === null ? 0 : json.value;
-    state.ref = json.maxEventTimeMs;
+    state.ref = json.maxEventTimeMs ?? NO_TIME;
     return state;
   }
 }
@@ -509,20 +519,21 @@ export class UnboundedState {
   readonly measure: Measure;
   private sum = 0;
   private count = 0;
-  private maxTs: number | null = null;
+  /** The newest event time, NO_TIME while empty. */
+  private maxTs = NO_TIME;
 
   constructor(measure: Measure) {
     this.measure = measure;
   }
 
   get maxEventTimeMs(): number | null {
-    return this.maxTs;
+    return timeOrNull(this.maxTs);
   }
 
   add(eventTimeMs: number, value: number, _watermarkMs: number): AddResult {
     this.sum += value;
     this.count += 1;
-    this.maxTs = later(this.maxTs, eventTimeMs);
+    if (!(eventTimeMs <= this.maxTs)) this.maxTs = eventTimeMs; // true while NO_TIME
     return 'applied';
   }
 
@@ -532,7 +543,7 @@ export class UnboundedState {
 
   /** [newest event time, value, NaN, NaN] (NaN while empty). */
   writeHead(out: Float64Array, at: number): void {
-    out[at] = this.maxTs ?? Number.NaN;
+    out[at] = this.maxTs;
     out[at + 1] = this.read(0);
     out[at + 2] = Number.NaN;
     out[at + 3] = Number.NaN;
@@ -547,7 +558,7 @@ export class UnboundedState {
     return {
       kind: 'unbounded',
       measure: this.measure,
-      maxEventTimeMs: this.maxTs,
+      maxEventTimeMs: timeOrNull(this.maxTs),
       sum: this.sum,
       count: this.count,
     };
@@ -556,7 +567,7 @@ export class UnboundedState {
   writeTo(w: BinaryWriter): void {
     w.u8(KIND_CODE.unbounded);
     w.u8(MEASURE_CODE[this.measure]);
-    w.f64(this.maxTs ?? Number.NaN);
+    w.f64(this.maxTs);
     w.f64(this.sum);
     w.f64(this.count);
   }
@@ -565,7 +576,7 @@ export class UnboundedState {
     const state = new UnboundedState(json.measure);
     state.sum = json.sum;
     state.count = json.count;
-    state.maxTs = json.maxEventTimeMs;
+    state.maxTs = json.maxEventTimeMs ?? NO_TIME;
     return state;
   }
 }
@@ -583,7 +594,8 @@ export class LastNState {
   readonly dedupeConsecutive: boolean;
   private times: number[] = [];
   private ids: string[] = [];
-  private maxTs: number | null = null;
+  /** The newest event time, NO_TIME while empty. */
+  private maxTs = NO_TIME;
 
   constructor(n: number, dedupeConsecutive: boolean) {
     this.n = n;
@@ -591,7 +603,7 @@ export class LastNState {
   }
 
   get maxEventTimeMs(): number | null {
-    return this.maxTs;
+    return timeOrNull(this.maxTs);
   }
 
   add(eventTimeMs: number, itemId: string, _watermarkMs: number): AddResult {
@@ -614,7 +626,7 @@ export class LastNState {
         this.ids.shift();
       }
     }
-    this.maxTs = later(this.maxTs, eventTimeMs);
+    if (!(eventTimeMs <= this.maxTs)) this.maxTs = eventTimeMs; // true while NO_TIME
     return 'applied';
   }
 
@@ -632,7 +644,7 @@ export class LastNState {
       kind: 'last_n',
       n: this.n,
       dedupeConsecutive: this.dedupeConsecutive,
-      maxEventTimeMs: this.maxTs,
+      maxEventTimeMs: timeOrNull(this.maxTs),
       entries: this.times.map((t, i) => [t, this.ids[i] ?? '']),
     };
   }
@@ -641,7 +653,7 @@ export class LastNState {
     w.u8(KIND_CODE.last_n);
     w.u32(this.n);
     w.u8(this.dedupeConsecutive ? 1 : 0);
-    w.f64(this.maxTs ?? Number.NaN);
+    w.f64(this.maxTs);
     const m = this.times.length;
     w.u32(m);
     for (let i = 0; i < m; i++) {
@@ -655,7 +667,7 @@ export class LastNState {
     const entries = json.entries.slice(-json.n);
     state.times = entries.map((e) => e[0]);
     state.ids = entries.map((e) => e[1]);
-    state.maxTs = json.maxEventTimeMs;
+    state.maxTs = json.maxEventTimeMs ?? NO_TIME;
     return state;
   }
 }
