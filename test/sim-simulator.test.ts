@@ -39,6 +39,11 @@ describe('simulator stream (default config, 100 s of event time)', () => {
     assert.ok(stats.newItems > 25 && stats.newItems < 75, `new items ${stats.newItems}`);
     const ids = new Set(events.map((e) => e.id));
     assert.equal(ids.size, events.length, 'event ids are unique');
+    // Over 10 characters: V8's JSON.parse would intern shorter ones (src/sim/ids.ts).
+    for (const e of events) {
+      assert.ok(e.id.length > 10, `event id ${e.id}`);
+      if ('requestId' in e) assert.ok(e.requestId.length > 10, `request id ${e.requestId}`);
+    }
     const ctr = stats.clicks / stats.impressions;
     assert.ok(ctr > 0.03 && ctr < 0.1, `overall CTR ${ctr}`);
   });

@@ -1,5 +1,14 @@
 // Deterministic ids: a run's event and request ids depend only on the seed and the order
 // things happen in, so two runs with the same seed produce byte-identical streams.
+//
+// The counter is written with at least 8 base-36 digits, so every id is longer than 10
+// characters: V8's JSON.parse internalizes string values of up to 10 characters, and an
+// internalized string is allocated in the old generation and entered in the string table.
+// Every consumer of the stream (the feature engine, the joiner, the server) parsed two
+// unique ids per event that way: ~1.4 MB/s of old-generation garbage at 22k events/s, a
+// string table of millions of dead entries that every mark-compact had to clear (10-21 ms
+// of its pause), and ~0.3 µs more per parse (scratch measurement, 2026-11-27).
+const COUNTER_DIGITS = 8;
 export class IdSource {
   private events = 0;
   private requests = 0;
@@ -11,10 +20,10 @@ export class IdSource {
   }
 
   nextEventId(): string {
-    return `e${this.prefix}-${(this.events++).toString(36)}`;
+    return `e${this.prefix}-${(this.events++).toString(36).padStart(COUNTER_DIGITS, '0')}`;
   }
 
   nextRequestId(): string {
-    return `r${this.prefix}-${(this.requests++).toString(36)}`;
+    return `r${this.prefix}-${(this.requests++).toString(36).padStart(COUNTER_DIGITS, '0')}`;
   }
 }
