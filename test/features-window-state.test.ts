@@ -426,13 +426,24 @@ describe('snapshots', () => {
         (defs[i] as AggregateFeature).name,
         s.serialize(),
       ]);
-      assert.deepEqual(decodeSavedKey(bytes), expected);
-      // Checkpoints written as JSON before the binary encoding still restore.
+      assert.deepEqual(decodeSavedKey(bytes, encoder.labels), expected);
+      // Labels are codes into the checkpoint's list: each stream id and name is listed once.
+      assert.equal(encoder.labels.length, 2 * states.length);
+      // Checkpoints written as JSON, or with labels as strings, before still restore.
       assert.deepEqual(decodeSavedKey(Buffer.from(JSON.stringify(expected))), expected);
-      assert.throws(
-        () => decodeSavedKey(bytes.subarray(0, bytes.length - 3)),
-        (err) => isRecmasterError(err, 'E_STORE_FORMAT'),
-      );
+      const labelledByStrings = new BinaryWriter(1024);
+      labelledByStrings.u8(0xb1);
+      states.forEach((s, i) => {
+        labelledByStrings.str(`stream/${i}`);
+        labelledByStrings.str((defs[i] as AggregateFeature).name);
+        s.writeTo(labelledByStrings);
+      });
+      assert.deepEqual(decodeSavedKey(labelledByStrings.bytes()), expected);
+      for (const broken of [
+        () => decodeSavedKey(bytes.subarray(0, bytes.length - 3), encoder.labels),
+        () => decodeSavedKey(bytes, encoder.labels.slice(0, 1)), // a code not in the list
+      ])
+        assert.throws(broken, (err) => isRecmasterError(err, 'E_STORE_FORMAT'));
     }
     encoder.begin();
     assert.equal(encoder.end(), -1, 'a key without states encodes as null');

@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { type Database, open } from 'lmdb';
 import type { Positions } from '../bus/bus.js';
 import { RecmasterError } from '../errors.js';
-import { BinaryReader, BinaryWriter, encodeString } from '../util/binary.js';
+import { BinaryReader, BinaryWriter } from '../util/binary.js';
 import { type FeatureState, readStateBinary, type StateJson } from './window-state.js';
 
 export interface StreamMeta {
@@ -40,10 +40,17 @@ export interface CheckpointChanges {
   keys: Iterable<[string, Buffer | null]>;
   /** itemId → category. */
   categories: Map<string, string>;
+  /**
+   * The stream ids and feature names the keys' states are labelled with, by code
+   * (SavedKeyEncoder.labels): read when saved, so it holds every code the keys use.
+   */
+  labels: readonly string[];
 }
 
-/** First byte of a binary key (a JSON one starts with '['). */
+/** First byte of a binary key (a JSON one starts with '['): states labelled by strings. */
 const BINARY_V1 = 0xb1;
+/** States labelled by codes into the checkpoint's label list (stored once, under `labels`). */
+const BINARY_V2 = 0xb2;
 
 /**
  * Encodes keys' live states, one after the other into one buffer, reused from checkpoint to
@@ -54,8 +61,19 @@ export class SavedKeyEncoder {
   private readonly w = new BinaryWriter(1 << 20);
   private start = 0;
   private count = 0;
-  /** Stream ids and feature names, encoded once (a few dozen of them, in every key). */
-  private readonly labels = new Map<string, Buffer>();
+  /**
+   * Stream ids and feature names (a few dozen, in front of every state) by code: as strings
+   * they were a third of a checkpoint's bytes. Only ever appended to, and saved with every
+   * checkpoint, so a key written by an earlier checkpoint still reads.
+   */
+  readonly labels: string[] = [];
+  private readonly codes = new Map<string, number>();
+
+  /** Takes over the labels of a restored checkpoint: before encoding anything. */
+  seed(labels: readonly string[]): void {
+    if (this.labels.length > 0) throw new Error('SavedKeyEncoder.seed: labels already in use');
+    for (const label of labels) this.code(label);
+  }
 
   /** Forgets every key encoded: views of them must no longer be in use. */
   clear(): void {
@@ -65,15 +83,13 @@ export class SavedKeyEncoder {
   /** Starts a key; returns where its bytes begin. */
   begin(): number {
     this.start = this.w.length;
-    this.w.u8(BINARY_V1);
+    this.w.u8(BINARY_V2);
     this.count = 0;
     return this.start;
   }
 
   add(streamId: string, feature: string, state: FeatureState): void {
-    this.w.raw(this.label(streamId));
-    this.w.raw(this.label(feature));
-    state.writeTo(this.w);
+    this.writeOne(this.w, streamId, feature, state);
     this.count += 1;
   }
 
@@ -85,18 +101,19 @@ export class SavedKeyEncoder {
 
   /** Writes to `w` the bytes `add` would write for one state (to save it before it changes). */
   writeOne(w: BinaryWriter, streamId: string, feature: string, state: FeatureState): void {
-    w.raw(this.label(streamId));
-    w.raw(this.label(feature));
+    w.uvar(this.code(streamId));
+    w.uvar(this.code(feature));
     state.writeTo(w);
   }
 
-  private label(s: string): Buffer {
-    let bytes = this.labels.get(s);
-    if (bytes === undefined) {
-      bytes = encodeString(s);
-      this.labels.set(s, bytes);
+  private code(label: string): number {
+    let code = this.codes.get(label);
+    if (code === undefined) {
+      code = this.labels.length;
+      this.labels.push(label);
+      this.codes.set(label, code);
     }
-    return bytes;
+    return code;
   }
 
   /** Ends the key; returns where its bytes end, or -1 (nothing kept) when it had no state. */
@@ -112,12 +129,26 @@ export class SavedKeyEncoder {
   }
 }
 
-/** A key's saved states, from either encoding. */
-export function decodeSavedKey(bytes: Buffer): SavedKey {
-  if (bytes[0] !== BINARY_V1) return JSON.parse(bytes.toString('utf8')) as SavedKey;
+/** A key's saved states, from any of its encodings; `labels` as saved with the checkpoint. */
+export function decodeSavedKey(bytes: Buffer, labels: readonly string[] = []): SavedKey {
+  if (bytes[0] !== BINARY_V1 && bytes[0] !== BINARY_V2)
+    return JSON.parse(bytes.toString('utf8')) as SavedKey;
   const r = new BinaryReader(bytes, 1);
+  const label =
+    bytes[0] === BINARY_V1
+      ? () => r.str()
+      : () => {
+          const code = r.uvar();
+          const s = labels[code];
+          if (s === undefined)
+            throw new RecmasterError(
+              'E_STORE_FORMAT',
+              `label code ${code} is not in the checkpoint`,
+            );
+          return s;
+        };
   const saved: SavedKey = [];
-  while (!r.done) saved.push([r.str(), r.str(), readStateBinary(r)]);
+  while (!r.done) saved.push([label(), label(), readStateBinary(r)]);
   return saved;
 }
 
@@ -152,6 +183,7 @@ export class CheckpointStore {
     for (const [itemId, category] of changes.categories) {
       writes.push(this.db.put(`c|${itemId}`, Buffer.from(category)));
     }
+    writes.push(this.db.put('labels', json(changes.labels)));
     writes.push(this.db.put('meta', json(changes.meta)));
     await Promise.all(writes);
   }
@@ -160,10 +192,16 @@ export class CheckpointStore {
     return parse(this.db.get('meta')) as CheckpointMeta | undefined;
   }
 
+  /** The label list the keys' codes index (empty for checkpoints written before codes). */
+  labels(): string[] {
+    return (parse(this.db.get('labels')) as string[] | undefined) ?? [];
+  }
+
   *keys(): Generator<[string, SavedKey]> {
+    const labels = this.labels();
     for (const { key, value } of this.db.getRange({ start: 'k|', end: 'k}' })) {
       try {
-        yield [key.slice(2), decodeSavedKey(value)];
+        yield [key.slice(2), decodeSavedKey(value, labels)];
       } catch (err) {
         throw new RecmasterError(
           'E_STORE_FORMAT',

@@ -357,6 +357,8 @@ export class FeatureEngine {
     }
     seekAll(this.behaviour, meta.behaviour);
     seekAll(this.items, meta.items);
+    // Keys not rewritten since name their labels by these codes: keep them.
+    this.encoder.seed(this.checkpoints.labels());
     for (const [id, m] of Object.entries(meta.streams)) this.streamMeta[this.stream(id)] = { ...m };
     for (const [entityKey, saved] of this.checkpoints.keys()) {
       const sep = entityKey.indexOf(':');
@@ -820,6 +822,7 @@ export class FeatureEngine {
           },
         },
         categories: new Map(this.dirtyCategories),
+        labels: this.encoder.labels,
       },
       pending: this.dirtyKeys,
       encoded,

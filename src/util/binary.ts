@@ -64,13 +64,6 @@ export class BinaryWriter {
     this.at += this.buf.write(s, this.at, 'utf8');
   }
 
-  /** Bytes encoded beforehand (a string written often, see `encodeString`). */
-  raw(bytes: Uint8Array): void {
-    this.room(bytes.length);
-    this.buf.set(bytes, this.at);
-    this.at += bytes.length;
-  }
-
   /** Bytes written since the last reset. */
   get length(): number {
     return this.at;
@@ -107,13 +100,6 @@ export class BinaryWriter {
   bytes(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.at));
   }
-}
-
-/** The bytes `str(s)` writes, to write a string used often with `raw`. */
-export function encodeString(s: string): Buffer {
-  const w = new BinaryWriter(Buffer.byteLength(s, 'utf8') + 4);
-  w.str(s);
-  return w.bytes();
 }
 
 export class BinaryReader {
