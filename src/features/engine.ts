@@ -37,6 +37,7 @@ import {
   type FeatureDefinition,
   ratioValue,
 } from './definitions.js';
+import { SavedStates } from './saved-states.js';
 import {
   createState,
   deserializeState,
@@ -147,6 +148,12 @@ interface KeyEntry {
    * lowered when a state is created; events only move a state's expiry later. -Infinity: look.
    */
   expiresFrom: number;
+  /** The checkpoint whose changes include this key (its epoch; -1: none yet). */
+  dirtyIn: number;
+  /** The checkpoint in progress that has still to encode this key (its epoch), else -1. */
+  pendingIn: number;
+  /** Its chain of states saved for that checkpoint (SavedStates), -1 while none. */
+  savedHead: number;
 }
 
 const NO_HEADS = new Float64Array(0);
@@ -164,19 +171,17 @@ function sliceOf(entity: Entity, key: string): number {
 
 /** The checkpoint in progress (see beginCheckpoint). */
 interface Snapshot {
+  epoch: number;
   changes: CheckpointChanges;
-  /** Keys changed since the last checkpoint whose states are not encoded yet. */
-  pending: Set<KeyEntry>;
-  /** The keys encoded so far, and where their bytes lie in the encoder ([start, end] each). */
-  encoded: KeyEntry[];
-  encodedAt: number[];
   /**
-   * States of pending keys saved just before they changed, as [fi × STATE_CODE + si, start,
-   * end] triples: where their bytes at the snapshot lie in the engine's `preserved` buffer, or
-   * -1, -1 for a state created since (it was not there then). Offsets into one buffer, not a
-   * Buffer per state: tens of thousands of those a checkpoint lived long enough to be promoted.
+   * Keys changed since the last checkpoint; those from `next` on are not encoded yet (their
+   * `pendingIn` is this epoch). Flags on the keys, not Sets: a Set lookup per state an event
+   * changed, and Sets of ~30k keys made and dropped every checkpoint.
    */
-  saved: Map<KeyEntry, number[]>;
+  pending: KeyEntry[];
+  next: number;
+  /** Where the bytes of the keys encoded so far lie in the encoder ([start, end] each). */
+  encodedAt: number[];
 }
 
 /** Streams per feature in a saved-state code (far more than a topic's partitions). */
@@ -229,8 +234,14 @@ export class FeatureEngine {
   private readonly encoder = new SavedKeyEncoder();
   /** encodeEntry's list of a key's places, reused. */
   private readonly places: number[] = [];
-  /** The bytes of the states saved before they changed (Snapshot.saved), this checkpoint's. */
+  /** The bytes of the states saved before they changed, this checkpoint's. */
   private readonly preserved = new BinaryWriter(1 << 20);
+  /**
+   * Pending keys' states saved just before they changed, by code fi × STATE_CODE + si: where
+   * their bytes at the snapshot lie in `preserved` (offsets into one buffer, not a Buffer per
+   * state, which lived long enough to be promoted), or -1 for a state created since.
+   */
+  private readonly saved = new SavedStates();
   private readonly freshness: Histogram;
   private readonly counters = {
     events: 0,
@@ -240,8 +251,9 @@ export class FeatureEngine {
     batches: 0,
     expiredStates: 0,
   };
-  // Changes since the last checkpoint.
-  private dirtyKeys = new Set<KeyEntry>();
+  // Changes since the last checkpoint: the keys whose dirtyIn is `epoch`.
+  private epoch = 0;
+  private dirtyKeys: KeyEntry[] = [];
   private snapshot: Snapshot | undefined;
   /** The checkpoint being written, if any. */
   private saving: Promise<void> | undefined;
@@ -374,6 +386,9 @@ export class FeatureEngine {
         slice: sliceOf(entity, entityKey.slice(sep + 1)),
         heads: NO_HEADS,
         expiresFrom: Number.NEGATIVE_INFINITY,
+        dirtyIn: -1,
+        pendingIn: -1,
+        savedHead: -1,
       };
       const restored: [number, number, FeatureState][] = [];
       for (const [streamId, feature, json] of saved) {
@@ -635,6 +650,9 @@ export class FeatureEngine {
           slice: sliceOf(entity, key),
           heads: NO_HEADS,
           expiresFrom: Number.NEGATIVE_INFINITY,
+          dirtyIn: -1,
+          pendingIn: -1,
+          savedHead: -1,
         };
         this.keys.set(entityKey, entry);
         (this.slices[entry.slice] as Set<KeyEntry>).add(entry);
@@ -671,7 +689,7 @@ export class FeatureEngine {
         const t = state.maxEventTimeMs;
         if (t !== null && t > entry.maxTs) entry.maxTs = t;
       }
-      if (applied) this.dirtyKeys.add(entry);
+      if (applied) this.markDirty(entry);
       touched.add(entry);
     }
     if (late) this.counters.lateEvents += 1;
@@ -708,7 +726,7 @@ export class FeatureEngine {
           this.preserve(entry, fi, streamIndex);
           entry.states[fi * width + place] = undefined;
           this.counters.expiredStates += 1;
-          this.dirtyKeys.add(entry);
+          this.markDirty(entry);
           touched.add(entry);
           entry.maxTs = -1; // recomputed below
         }
@@ -799,10 +817,13 @@ export class FeatureEngine {
     this.streamIds.forEach((id, i) => {
       streams[id] = { ...(this.streamMeta[i] as StreamMeta) };
     });
-    const encoded: KeyEntry[] = [];
     const encodedAt: number[] = [];
     const encoder = this.encoder;
+    const pending = this.dirtyKeys;
+    const epoch = this.epoch;
+    for (const entry of pending) entry.pendingIn = epoch;
     this.snapshot = {
+      epoch,
       changes: {
         meta: {
           behaviour: this.behaviour.consumer.positions(),
@@ -813,8 +834,8 @@ export class FeatureEngine {
         // Ids and views made as the checkpoint is saved, not kept for seconds before.
         keys: {
           *[Symbol.iterator]() {
-            for (let i = 0; i < encoded.length; i++) {
-              const entry = encoded[i] as KeyEntry;
+            for (let i = 0; i < encodedAt.length / 2; i++) {
+              const entry = pending[i] as KeyEntry;
               const start = encodedAt[2 * i] as number;
               const end = encodedAt[2 * i + 1] as number;
               yield [`${entry.entity}:${entry.key}`, end < 0 ? null : encoder.view(start, end)];
@@ -824,33 +845,36 @@ export class FeatureEngine {
         categories: new Map(this.dirtyCategories),
         labels: this.encoder.labels,
       },
-      pending: this.dirtyKeys,
-      encoded,
+      pending,
+      next: 0,
       encodedAt,
-      saved: new Map(),
     };
-    this.dirtyKeys = new Set();
+    this.epoch += 1;
+    this.dirtyKeys = [];
     this.dirtyCategories.clear();
     // The last checkpoint is saved (a new one begins only then): its bytes are free again.
     this.encoder.clear();
     this.preserved.reset();
+    this.saved.reset();
+  }
+
+  /** Includes the key in the next checkpoint's changes. */
+  private markDirty(entry: KeyEntry): void {
+    if (entry.dirtyIn === this.epoch) return;
+    entry.dirtyIn = this.epoch;
+    this.dirtyKeys.push(entry);
   }
 
   /** Saves one state of a pending key, as it is now, before it changes (or is created). */
   private preserve(entry: KeyEntry, fi: number, si: number): void {
-    const snapshot = this.snapshot;
-    if (snapshot === undefined || !snapshot.pending.has(entry)) return;
-    let saved = snapshot.saved.get(entry);
-    if (saved === undefined) {
-      saved = [];
-      snapshot.saved.set(entry, saved);
-    }
+    if (this.snapshot === undefined || entry.pendingIn !== this.snapshot.epoch) return;
     const code = fi * STATE_CODE + si;
-    if (savedAt(saved, code) >= 0) return; // saved already: it has changed since the snapshot
+    // Saved already: it has changed since the snapshot.
+    if (this.saved.find(entry.savedHead, code) >= 0) return;
     const place = entry.streams.indexOf(si);
     const state = place < 0 ? undefined : entry.states[fi * entry.streams.length + place];
     if (state === undefined) {
-      saved.push(code, -1, -1);
+      entry.savedHead = this.saved.push(entry.savedHead, code, -1, -1);
       return;
     }
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
@@ -861,14 +885,14 @@ export class FeatureEngine {
       (defs[fi] as AggregateFeature).name,
       state,
     );
-    saved.push(code, start, this.preserved.length);
+    entry.savedHead = this.saved.push(entry.savedHead, code, start, this.preserved.length);
   }
 
   /**
    * Encodes a key's states as of the snapshot (those saved before they changed, the rest as
    * they are); records where its bytes lie.
    */
-  private encodeEntry(snapshot: Snapshot, entry: KeyEntry, saved?: number[]): void {
+  private encodeEntry(snapshot: Snapshot, entry: KeyEntry): void {
     const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
     const encoder = this.encoder;
     const start = encoder.begin();
@@ -883,10 +907,10 @@ export class FeatureEngine {
     for (let fi = 0; fi < defs.length; fi++) {
       for (const place of places) {
         const si = streams[place] as number;
-        const at = saved === undefined ? -1 : savedAt(saved, fi * STATE_CODE + si);
+        const at = this.saved.find(entry.savedHead, fi * STATE_CODE + si);
         if (at >= 0) {
-          const start = saved?.[at + 1] as number;
-          if (start >= 0) encoder.addFrom(this.preserved, start, saved?.[at + 2] as number);
+          const start = this.saved.start(at);
+          if (start >= 0) encoder.addFrom(this.preserved, start, this.saved.end(at));
           continue;
         }
         const state = states[fi * width + place];
@@ -894,7 +918,6 @@ export class FeatureEngine {
           encoder.add(this.streamIds[si] as string, (defs[fi] as AggregateFeature).name, state);
       }
     }
-    snapshot.encoded.push(entry);
     snapshot.encodedAt.push(start, encoder.end());
   }
 
@@ -903,18 +926,19 @@ export class FeatureEngine {
     const snapshot = this.snapshot;
     if (!snapshot) return;
     const started = performance.now();
-    let n = 0;
-    for (const entry of snapshot.pending) {
-      snapshot.pending.delete(entry);
-      this.encodeEntry(snapshot, entry, snapshot.saved.get(entry));
-      snapshot.saved.delete(entry);
-      n += 1;
-      if (n % 64 === 0 && performance.now() - started > budgetMs) break;
+    const pending = snapshot.pending;
+    while (snapshot.next < pending.length) {
+      const entry = pending[snapshot.next] as KeyEntry;
+      snapshot.next += 1;
+      this.encodeEntry(snapshot, entry);
+      entry.pendingIn = -1;
+      entry.savedHead = -1;
+      if (snapshot.next % 64 === 0 && performance.now() - started > budgetMs) break;
     }
     // A final checkpoint (unbounded budget) is not a pause of the stream.
     if (Number.isFinite(budgetMs))
       this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
-    if (snapshot.pending.size === 0) {
+    if (snapshot.next === pending.length) {
       this.snapshot = undefined;
       // Written in the background (LMDB commits off the main thread); the engine goes on.
       this.saving = this.save(snapshot.changes).finally(() => {
@@ -1002,12 +1026,6 @@ export class FeatureEngine {
     await this.items.close();
     await this.checkpoints.close();
   }
-}
-
-/** Where a state's triple is in a key's Snapshot.saved list, -1 when it is not there. */
-function savedAt(saved: number[], code: number): number {
-  for (let i = 0; i < saved.length; i += 3) if (saved[i] === code) return i;
-  return -1;
 }
 
 function compareIds(a: string | undefined, b: string | undefined): number {
