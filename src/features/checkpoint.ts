@@ -4,14 +4,16 @@
 // cheap while the state grows. Restoring it and replaying the log from its positions
 // gives exactly the state an uninterrupted run had. A key's states are encoded by the
 // engine beforehand (spread over many event-loop turns), so the transaction itself is
-// only a series of copies, made on lmdb-js's writer thread. The encoding is binary (float64
-// bit for bit, or varints where those are exact: window-state.ts): as JSON it took ~45 µs a
-// key and made each checkpoint a freshness spike; checkpoints written as JSON still restore.
+// only a series of copies, made on a writer thread of ours (checkpoint-writer.ts). The
+// encoding is binary (float64 bit for bit, or varints where those are exact:
+// window-state.ts): as JSON it took ~45 µs a key and made each checkpoint a freshness spike;
+// checkpoints written as JSON still restore.
 import { mkdir } from 'node:fs/promises';
 import { type Database, open } from 'lmdb';
 import type { Positions } from '../bus/bus.js';
 import { RecmasterError } from '../errors.js';
 import { BinaryReader, BinaryWriter } from '../util/binary.js';
+import { CheckpointWriter, type KeyWrites } from './checkpoint-batch.js';
 import { type FeatureState, readStateBinary, type StateJson } from './window-state.js';
 
 export interface StreamMeta {
@@ -34,10 +36,10 @@ export type SavedKey = [string, string, StateJson][];
 export interface CheckpointChanges {
   meta: CheckpointMeta;
   /**
-   * `${entity}:${key}` → its states (SavedKeyEncoder), or null when all were dropped. The
-   * bytes may be views into the encoder's buffer, valid until it is cleared.
+   * `${entity}:${key}` → its states (SavedKeyEncoder's bytes), or a removal when all were
+   * dropped. The bytes may be the encoder's own, valid until it is cleared.
    */
-  keys: Iterable<[string, Buffer | null]>;
+  keys: KeyWrites;
   /** itemId → category. */
   categories: Map<string, string>;
   /**
@@ -58,7 +60,8 @@ const BINARY_V2 = 0xb2;
  * key was as many objects promoted and that much external memory to collect every 5 s.
  */
 export class SavedKeyEncoder {
-  private readonly w = new BinaryWriter(1 << 20);
+  /** Shared memory: the checkpoint's writer thread reads the keys' bytes where they are. */
+  private readonly w = new BinaryWriter(1 << 20, { shared: true });
   private start = 0;
   private count = 0;
   /**
@@ -127,6 +130,11 @@ export class SavedKeyEncoder {
   view(start: number, end: number): Buffer {
     return this.w.slice(start, end);
   }
+
+  /** Every key's bytes since `clear` (not a copy: valid until the next `clear`). */
+  written(): Uint8Array {
+    return this.w.written();
+  }
 }
 
 /** A key's saved states, from any of its encodings; `labels` as saved with the checkpoint. */
@@ -152,40 +160,36 @@ export function decodeSavedKey(bytes: Buffer, labels: readonly string[] = []): S
   return saved;
 }
 
-const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const parse = (bytes: Buffer | undefined): unknown =>
   bytes === undefined ? undefined : JSON.parse(bytes.toString('utf8'));
 
 export class CheckpointStore {
   private readonly db: Database<Buffer, string>;
+  private readonly writer: CheckpointWriter;
 
-  private constructor(db: Database<Buffer, string>) {
+  private constructor(db: Database<Buffer, string>, writer: CheckpointWriter) {
     this.db = db;
+    this.writer = writer;
   }
 
   static async open(path: string): Promise<CheckpointStore> {
     await mkdir(path, { recursive: true });
-    return new CheckpointStore(open<Buffer, string>({ path, encoding: 'binary' }));
+    const db = open<Buffer, string>({ path, encoding: 'binary' });
+    return new CheckpointStore(db, new CheckpointWriter(path));
   }
 
   /**
-   * Atomically records the changes (durable when it resolves). The writes are queued in one
-   * event turn, which lmdb-js commits as one transaction (its documented event-turn batching)
-   * on its writer thread; a transaction callback runs the B-tree updates on this thread
-   * (8,000 keys of 1.3 KB, a live checkpoint's size: the event loop stalled 17 ms against
-   * 2.5 ms, in isolation).
+   * Atomically records the changes (durable when it resolves): one transaction on the writer
+   * thread. Queueing a late checkpoint's ~30k puts for lmdb-js here held the event loop
+   * 28–120 ms in one turn, and a transaction callback would have run the B-tree updates on
+   * this thread.
    */
   async save(changes: CheckpointChanges): Promise<void> {
-    const writes: Promise<boolean>[] = [];
-    for (const [id, saved] of changes.keys) {
-      writes.push(saved === null ? this.db.remove(`k|${id}`) : this.db.put(`k|${id}`, saved));
-    }
-    for (const [itemId, category] of changes.categories) {
-      writes.push(this.db.put(`c|${itemId}`, Buffer.from(category)));
-    }
-    writes.push(this.db.put('labels', json(changes.labels)));
-    writes.push(this.db.put('meta', json(changes.meta)));
-    await Promise.all(writes);
+    const puts: [string, string][] = [];
+    for (const [itemId, category] of changes.categories) puts.push([`c|${itemId}`, category]);
+    puts.push(['labels', JSON.stringify(changes.labels)]);
+    puts.push(['meta', JSON.stringify(changes.meta)]);
+    await this.writer.write({ ...changes.keys, puts });
   }
 
   meta(): CheckpointMeta | undefined {
@@ -223,6 +227,7 @@ export class CheckpointStore {
   }
 
   async close(): Promise<void> {
+    await this.writer.close();
     await this.db.close();
   }
 }

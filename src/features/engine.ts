@@ -28,6 +28,7 @@ import {
   SavedKeyEncoder,
   type StreamMeta,
 } from './checkpoint.js';
+import type { KeyWrites } from './checkpoint-batch.js';
 import {
   type AggregateFeature,
   contributionOf,
@@ -172,7 +173,8 @@ function sliceOf(entity: Entity, key: string): number {
 /** The checkpoint in progress (see beginCheckpoint). */
 interface Snapshot {
   epoch: number;
-  changes: CheckpointChanges;
+  /** All but the keys, known once every one is encoded (keyWrites). */
+  changes: Omit<CheckpointChanges, 'keys'>;
   /**
    * Keys changed since the last checkpoint; those from `next` on are not encoded yet (their
    * `pendingIn` is this epoch). Flags on the keys, not Sets: a Set lookup per state an event
@@ -817,8 +819,6 @@ export class FeatureEngine {
     this.streamIds.forEach((id, i) => {
       streams[id] = { ...(this.streamMeta[i] as StreamMeta) };
     });
-    const encodedAt: number[] = [];
-    const encoder = this.encoder;
     const pending = this.dirtyKeys;
     const epoch = this.epoch;
     for (const entry of pending) entry.pendingIn = epoch;
@@ -831,23 +831,12 @@ export class FeatureEngine {
           streams,
           counters: { ...this.counters },
         },
-        // Ids and views made as the checkpoint is saved, not kept for seconds before.
-        keys: {
-          *[Symbol.iterator]() {
-            for (let i = 0; i < encodedAt.length / 2; i++) {
-              const entry = pending[i] as KeyEntry;
-              const start = encodedAt[2 * i] as number;
-              const end = encodedAt[2 * i + 1] as number;
-              yield [`${entry.entity}:${entry.key}`, end < 0 ? null : encoder.view(start, end)];
-            }
-          },
-        },
         categories: new Map(this.dirtyCategories),
         labels: this.encoder.labels,
       },
       pending,
       next: 0,
-      encodedAt,
+      encodedAt: [],
     };
     this.epoch += 1;
     this.dirtyKeys = [];
@@ -940,11 +929,36 @@ export class FeatureEngine {
       this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
     if (snapshot.next === pending.length) {
       this.snapshot = undefined;
+      const changes = { ...snapshot.changes, keys: this.keyWrites(snapshot) };
       // Written in the background (LMDB commits off the main thread); the engine goes on.
-      this.saving = this.save(snapshot.changes).finally(() => {
+      this.saving = this.save(changes).finally(() => {
         this.saving = undefined;
       });
     }
+  }
+
+  /**
+   * The encoded keys as the writer thread takes them. Their ids are made here, once all are
+   * encoded, not kept for seconds before (long enough to be promoted).
+   */
+  private keyWrites(snapshot: Snapshot): KeyWrites {
+    const { pending } = snapshot;
+    const ids: string[] = new Array(pending.length);
+    const idEnds = new Int32Array(pending.length);
+    let length = 0;
+    for (let i = 0; i < pending.length; i++) {
+      const entry = pending[i] as KeyEntry;
+      const id = `${entry.entity}:${entry.key}`;
+      ids[i] = id;
+      length += id.length;
+      idEnds[i] = length;
+    }
+    return {
+      ids: ids.join(''),
+      idEnds,
+      ranges: Int32Array.from(snapshot.encodedAt),
+      bytes: this.encoder.written(),
+    };
   }
 
   /** Freshness of a written batch: now (its rows are visible) minus each event's append. */

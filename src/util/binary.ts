@@ -8,9 +8,15 @@ export class BinaryWriter {
   private buf: Buffer;
   private view: DataView;
   private at = 0;
+  private readonly shared: boolean;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+  /**
+   * `shared`: in a SharedArrayBuffer, so that what was written can be handed to a worker
+   * thread without a copy (`written`).
+   */
+  constructor(initialBytes = 64 * 1024, options: { shared?: boolean } = {}) {
+    this.shared = options.shared ?? false;
+    this.buf = this.alloc(initialBytes);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
@@ -21,7 +27,7 @@ export class BinaryWriter {
 
   private room(bytes: number): void {
     if (this.at + bytes <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
+    const grown = this.alloc(Math.max(this.buf.length * 2, this.at + bytes));
     this.buf.copy(grown, 0, 0, this.at);
     this.buf = grown;
     this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
@@ -99,6 +105,15 @@ export class BinaryWriter {
   /** A copy of what was written since the last reset. */
   bytes(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.at));
+  }
+
+  /** What was written since the last reset, not copied (valid until written over). */
+  written(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+
+  private alloc(bytes: number): Buffer {
+    return this.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafe(bytes);
   }
 }
 
