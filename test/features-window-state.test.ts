@@ -420,7 +420,8 @@ describe('snapshots', () => {
       states.forEach((s, i) => {
         encoder.add(`stream/${i}`, (defs[i] as AggregateFeature).name, s);
       });
-      const bytes = encoder.view(start, encoder.end());
+      const end = encoder.end();
+      const bytes = encoder.written().subarray(start, end);
       const expected = states.map((s, i) => [
         `stream/${i}`,
         (defs[i] as AggregateFeature).name,

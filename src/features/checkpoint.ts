@@ -126,13 +126,11 @@ export class SavedKeyEncoder {
     return -1;
   }
 
-  /** The bytes of a key (a view, not a copy: valid until `clear`). */
-  view(start: number, end: number): Buffer {
-    return this.w.slice(start, end);
-  }
-
-  /** Every key's bytes since `clear` (not a copy: valid until the next `clear`). */
-  written(): Uint8Array {
+  /**
+   * Every key's bytes since `clear`, key after key at the offsets `begin` and `end` gave (not
+   * a copy: valid until the next `clear`).
+   */
+  written(): Buffer {
     return this.w.written();
   }
 }

@@ -90,12 +90,6 @@ export class BinaryWriter {
     this.at = to;
   }
 
-  /** The bytes from start to end, not copied: valid while nothing is written over them. */
-  slice(start: number, end: number): Buffer {
-    this.checkRange('slice', start, end);
-    return this.buf.subarray(start, end);
-  }
-
   /** Throws unless start..end lies within what was written since the last reset. */
   private checkRange(what: string, start: number, end: number): void {
     if (!(start >= 0 && start <= end && end <= this.at))
