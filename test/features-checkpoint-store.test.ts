@@ -7,6 +7,7 @@ import {
   CheckpointStore,
   SavedKeyEncoder,
 } from '../src/features/checkpoint.js';
+import { keyWrites } from '../src/features/checkpoint-batch.js';
 import { type AggregateFeature, FEATURES } from '../src/features/definitions.js';
 import {
   createState,
@@ -39,16 +40,7 @@ function encodeKeys(encoder: SavedKeyEncoder, ids: string[], removed: Set<string
     ranges.push(start, encoder.end());
     states.set(id, kept);
   });
-  const idEnds = new Int32Array(ids.length);
-  let length = 0;
-  ids.forEach((id, i) => {
-    length += id.length;
-    idEnds[i] = length;
-  });
-  return {
-    keys: { ids: ids.join(''), idEnds, ranges: Int32Array.from(ranges), bytes: encoder.written() },
-    states,
-  };
+  return { keys: keyWrites(ids, ranges, encoder.written()), states };
 }
 
 function changes(keys: CheckpointChanges['keys'], offset: number, labels: string[]) {

@@ -13,6 +13,21 @@ export interface KeyWrites {
   bytes: Uint8Array;
 }
 
+/** Packs keys' ids and their [start, end] byte ranges (end -1: remove) for the thread. */
+export function keyWrites(
+  ids: readonly string[],
+  ranges: readonly number[],
+  bytes: Uint8Array,
+): KeyWrites {
+  const idEnds = new Int32Array(ids.length);
+  let length = 0;
+  for (let i = 0; i < ids.length; i++) {
+    length += (ids[i] as string).length;
+    idEnds[i] = length;
+  }
+  return { ids: ids.join(''), idEnds, ranges: Int32Array.from(ranges), bytes };
+}
+
 export interface CheckpointBatch extends KeyWrites {
   id: number;
   /** Other keys and their values as UTF-8 (categories, labels, meta). */
@@ -28,7 +43,8 @@ export interface WriterReply {
 export class CheckpointWriter {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Settles once every batch sent so far has (the thread writes them in order). */
+  private settled: Promise<unknown> = Promise.resolve();
   private nextId = 0;
   private failed: Error | undefined;
 
@@ -61,15 +77,13 @@ export class CheckpointWriter {
       this.worker.ref();
       this.worker.postMessage({ ...batch, id });
     });
-    this.inFlight.add(written);
-    const settled = () => this.inFlight.delete(written);
-    written.then(settled, settled);
+    this.settled = written.catch(() => undefined);
     return written;
   }
 
   /** Stops the thread once the batches sent are written. */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.inFlight]);
+    await this.settled;
     this.failed ??= new Error('checkpoint writer closed');
     await this.worker.terminate();
   }

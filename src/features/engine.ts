@@ -28,7 +28,7 @@ import {
   SavedKeyEncoder,
   type StreamMeta,
 } from './checkpoint.js';
-import type { KeyWrites } from './checkpoint-batch.js';
+import { type KeyWrites, keyWrites } from './checkpoint-batch.js';
 import {
   type AggregateFeature,
   contributionOf,
@@ -173,7 +173,7 @@ function sliceOf(entity: Entity, key: string): number {
 /** The checkpoint in progress (see beginCheckpoint). */
 interface Snapshot {
   epoch: number;
-  /** All but the keys, known once every one is encoded (keyWrites). */
+  /** All but the keys, known once every one is encoded (keysToWrite). */
   changes: Omit<CheckpointChanges, 'keys'>;
   /**
    * Keys changed since the last checkpoint; those from `next` on are not encoded yet (their
@@ -929,7 +929,7 @@ export class FeatureEngine {
       this.checkpointPauseMaxMs = Math.max(this.checkpointPauseMaxMs, performance.now() - started);
     if (snapshot.next === pending.length) {
       this.snapshot = undefined;
-      const changes = { ...snapshot.changes, keys: this.keyWrites(snapshot) };
+      const changes = { ...snapshot.changes, keys: this.keysToWrite(snapshot) };
       // Written in the background (LMDB commits off the main thread); the engine goes on.
       this.saving = this.save(changes).finally(() => {
         this.saving = undefined;
@@ -941,24 +941,9 @@ export class FeatureEngine {
    * The encoded keys as the writer thread takes them. Their ids are made here, once all are
    * encoded, not kept for seconds before (long enough to be promoted).
    */
-  private keyWrites(snapshot: Snapshot): KeyWrites {
-    const { pending } = snapshot;
-    const ids: string[] = new Array(pending.length);
-    const idEnds = new Int32Array(pending.length);
-    let length = 0;
-    for (let i = 0; i < pending.length; i++) {
-      const entry = pending[i] as KeyEntry;
-      const id = `${entry.entity}:${entry.key}`;
-      ids[i] = id;
-      length += id.length;
-      idEnds[i] = length;
-    }
-    return {
-      ids: ids.join(''),
-      idEnds,
-      ranges: Int32Array.from(snapshot.encodedAt),
-      bytes: this.encoder.written(),
-    };
+  private keysToWrite(snapshot: Snapshot): KeyWrites {
+    const ids = snapshot.pending.map((entry) => `${entry.entity}:${entry.key}`);
+    return keyWrites(ids, snapshot.encodedAt, this.encoder.written());
   }
 
   /** Freshness of a written batch: now (its rows are visible) minus each event's append. */
