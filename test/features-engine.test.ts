@@ -231,6 +231,18 @@ describe('feature engine', () => {
     await engine.catchUp();
     const liveStats = engine.stats();
     await engine.close();
+    // Reopened from the checkpoint written at close: one arena block per state that holds
+    // events, whether made live or restored, so a state that expired live without giving its
+    // block back would show here.
+    const reopened = await FeatureEngine.open({
+      bus,
+      store,
+      stateDir: path.join(dir, 'live-state'),
+      group: 'live',
+    });
+    assert.ok(liveStats.stateBlocks > 0);
+    assert.equal(reopened.stats().stateBlocks, liveStats.stateBlocks);
+    await reopened.close();
     await bus.close();
     const live = await allRows(store);
     await store.close();
@@ -462,9 +474,11 @@ describe('feature engine', () => {
     await publisher.publish(filler(t0 + 21 * MIN, 40));
     await engine.catchUp();
     assert.equal(engine.stats().expiredStates, 0, 'nothing is 20 minutes old yet');
+    const blocks = engine.stats().stateBlocks;
     await publisher.publish(filler(t0 + 23 * MIN, 40));
     await engine.catchUp();
     assert.equal(engine.stats().expiredStates, 1, "i1's watch state");
+    assert.equal(engine.stats().stateBlocks, blocks - 1, 'which gave its arena block back');
     // i2 the same, except that its watch state is made empty by a late watch (older than its
     // 10-minute window) before a sweep, and counts its first watch only after that sweep.
     await publisher.publish([watch('i2', t0 + MIN), ...filler(t0 + 24 * MIN, 40)]);

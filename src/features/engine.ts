@@ -39,6 +39,7 @@ import {
   ratioValue,
 } from './definitions.js';
 import { SavedStates } from './saved-states.js';
+import { StateArena } from './state-arena.js';
 import {
   createState,
   deserializeState,
@@ -98,6 +99,10 @@ export interface FeatureEngineStats {
   keys: number;
   /** Per-stream states dropped because no event came within their feature's TTL. */
   expiredStates: number;
+  /** Numeric states holding a block of the engine's state arena (expired ones give it back). */
+  stateBlocks: number;
+  /** Bytes of that arena (outside V8's heap). */
+  stateArenaBytes: number;
   rowsWritten: number;
   batches: number;
   checkpoints: number;
@@ -202,6 +207,8 @@ export class FeatureEngine {
   private readonly behaviour: EventSubscriber;
   private readonly items: EventSubscriber;
   private readonly lateness: number;
+  /** The numbers of the numeric states (see StateArena): this engine's, dropped with it. */
+  private readonly arena = new StateArena();
   private readonly checkpointInterval: number;
   private readonly checkpointSlice: number;
   private readonly batchSize: number;
@@ -401,7 +408,7 @@ export class FeatureEngine {
         restored.push([
           index,
           si,
-          deserializeState(def, json, { allowedLatenessMs: this.lateness }),
+          deserializeState(def, json, { allowedLatenessMs: this.lateness, arena: this.arena }),
         ]);
         this.insertStream(entry, si);
       }
@@ -665,7 +672,7 @@ export class FeatureEngine {
         if (this.snapshot) this.preserve(entry, index, streamIndex);
         let state = place < 0 ? undefined : entry.states[index * entry.streams.length + place];
         if (!state) {
-          state = createState(def, { allowedLatenessMs: this.lateness });
+          state = createState(def, { allowedLatenessMs: this.lateness, arena: this.arena });
           if (place < 0) place = this.addStream(entry, streamIndex);
           entry.states[index * entry.streams.length + place] = state;
           // Its newest event time will be at least this event's (if the event counts at all).
@@ -726,6 +733,7 @@ export class FeatureEngine {
         const state = entry.states[fi * width + place];
         if (state && isExpired(state, (defs[fi] as AggregateFeature).ttlMs, watermark)) {
           this.preserve(entry, fi, streamIndex);
+          state.release();
           entry.states[fi * width + place] = undefined;
           this.counters.expiredStates += 1;
           this.markDirty(entry);
@@ -1006,6 +1014,8 @@ export class FeatureEngine {
       deadLetters: this.behaviour.deadLetters + this.items.deadLetters,
       items: this.catalogue.size,
       keys: this.keys.size,
+      stateBlocks: this.arena.liveBlocks,
+      stateArenaBytes: this.arena.bytes,
       checkpoints: this.checkpointCount,
       checkpointPauseMaxMs: Math.round(this.checkpointPauseMaxMs),
       freshnessP50Ms: this.freshness.getValueAtPercentile(50),
