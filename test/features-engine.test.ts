@@ -232,16 +232,16 @@ describe('feature engine', () => {
     const liveStats = engine.stats();
     await engine.close();
     // Reopened from the checkpoint written at close: one arena block per state that holds
-    // events, whether made live or restored, so a state that expired live without giving its
-    // block back would show here.
+    // events and per key, whether made live or restored, so a state or key dropped live
+    // without giving its block back would show here.
     const reopened = await FeatureEngine.open({
       bus,
       store,
       stateDir: path.join(dir, 'live-state'),
       group: 'live',
     });
-    assert.ok(liveStats.stateBlocks > 0);
-    assert.equal(reopened.stats().stateBlocks, liveStats.stateBlocks);
+    assert.ok(liveStats.arenaBlocks > 0);
+    assert.equal(reopened.stats().arenaBlocks, liveStats.arenaBlocks);
     await reopened.close();
     await bus.close();
     const live = await allRows(store);
@@ -470,15 +470,21 @@ describe('feature engine', () => {
     const filler = (from: number, count: number) =>
       Array.from({ length: count }, (_, i) => click('i0', from + i));
     await publisher.publish(filler(t0 + MIN, 40));
-    await publisher.publish([watch('i1', t0 + 2 * MIN)]);
+    // i3 has a watch only: when its state expires the key goes too.
+    await publisher.publish([watch('i1', t0 + 2 * MIN), watch('i3', t0 + 2 * MIN)]);
     await publisher.publish(filler(t0 + 21 * MIN, 40));
     await engine.catchUp();
     assert.equal(engine.stats().expiredStates, 0, 'nothing is 20 minutes old yet');
-    const blocks = engine.stats().stateBlocks;
+    const before = engine.stats();
     await publisher.publish(filler(t0 + 23 * MIN, 40));
     await engine.catchUp();
-    assert.equal(engine.stats().expiredStates, 1, "i1's watch state");
-    assert.equal(engine.stats().stateBlocks, blocks - 1, 'which gave its arena block back');
+    assert.equal(engine.stats().expiredStates, 2, "i1's and i3's watch states");
+    assert.equal(engine.stats().keys, before.keys - 1, "i3's key");
+    assert.equal(
+      engine.stats().arenaBlocks,
+      before.arenaBlocks - 3,
+      'the two states and the key gave their arena blocks back',
+    );
     // i2 the same, except that its watch state is made empty by a late watch (older than its
     // 10-minute window) before a sweep, and counts its first watch only after that sweep.
     await publisher.publish([watch('i2', t0 + MIN), ...filler(t0 + 24 * MIN, 40)]);
@@ -487,7 +493,7 @@ describe('feature engine', () => {
     assert.equal(engine.stats().lateEvents, 1);
     await publisher.publish(filler(t0 + 46 * MIN, 40));
     await engine.catchUp();
-    assert.equal(engine.stats().expiredStates, 2, "and i2's");
+    assert.equal(engine.stats().expiredStates, 3, "and i2's");
     const [row] = await store.getMany([{ entity: 'item', key: 'i1' }]);
     assert.equal(row?.values.item_watches_10m, 0);
     assert.ok((row?.values.item_clicks_day as number) > 0);

@@ -99,10 +99,13 @@ export interface FeatureEngineStats {
   keys: number;
   /** Per-stream states dropped because no event came within their feature's TTL. */
   expiredStates: number;
-  /** Numeric states holding a block of the engine's state arena (expired ones give it back). */
-  stateBlocks: number;
+  /**
+   * Blocks of the engine's state arena in use: one per numeric state that holds events and one
+   * per key's heads (a state or key dropped gives its block back).
+   */
+  arenaBlocks: number;
   /** Bytes of that arena (outside V8's heap). */
-  stateArenaBytes: number;
+  arenaBytes: number;
   rowsWritten: number;
   batches: number;
   checkpoints: number;
@@ -145,9 +148,15 @@ interface KeyEntry {
   /**
    * Each numeric state's head (writeHead), at (feature index × streams.length + the stream's
    * place in `streams`) × HEAD_WIDTH; NaN where there is no state. Derived from `states`,
-   * rewritten whenever one changes; rows are read from it (materialize).
+   * rewritten whenever one changes; rows are read from it (materialize). They lie in `heads`
+   * from `headsAt`, a block of the engine's arena (capacity `headsCap` in chunk `headsChunk`;
+   * NO_HEADS and 0 while none): a Float64Array of its own per key was three objects for the
+   * collector (the array, its buffer, the buffer's backing store) for ~50k keys.
    */
   heads: Float64Array;
+  headsAt: number;
+  headsCap: number;
+  headsChunk: number;
   /**
    * No state of the key (in any stream) expires before this event time: a sweep passes the
    * key by while its stream's watermark is earlier. Recomputed when a sweep looks at the key,
@@ -394,6 +403,9 @@ export class FeatureEngine {
         streams: [],
         slice: sliceOf(entity, entityKey.slice(sep + 1)),
         heads: NO_HEADS,
+        headsAt: 0,
+        headsCap: 0,
+        headsChunk: -1,
         expiresFrom: Number.NEGATIVE_INFINITY,
         dirtyIn: -1,
         pendingIn: -1,
@@ -495,13 +507,30 @@ export class FeatureEngine {
   /** Rewrites all of a key's heads from its states (its streams changed, or a restore). */
   private writeHeads(entry: KeyEntry): void {
     const aggregates = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
-    const width = entry.streams.length;
-    const heads = new Float64Array(aggregates.length * width * HEAD_WIDTH).fill(Number.NaN);
+    const size = aggregates.length * entry.streams.length * HEAD_WIDTH;
+    this.releaseHeads(entry);
+    if (size === 0) return;
+    entry.headsCap = this.arena.alloc(size);
+    entry.headsChunk = this.arena.lastChunk;
+    entry.headsAt = this.arena.lastAt;
+    const heads = this.arena.chunk(entry.headsChunk);
+    entry.heads = heads;
+    heads.fill(Number.NaN, entry.headsAt, entry.headsAt + size);
     for (let at = 0; at < entry.states.length; at++) {
       const state = entry.states[at];
-      if (state !== undefined && state.kind !== 'last_n') state.writeHead(heads, at * HEAD_WIDTH);
+      if (state !== undefined && state.kind !== 'last_n')
+        state.writeHead(heads, entry.headsAt + at * HEAD_WIDTH);
     }
-    entry.heads = heads;
+  }
+
+  /** Gives a key's heads block back to the arena (the key is dropped, or its heads rewritten). */
+  private releaseHeads(entry: KeyEntry): void {
+    if (entry.headsCap === 0) return;
+    this.arena.free(entry.headsChunk, entry.headsAt, entry.headsCap);
+    entry.heads = NO_HEADS;
+    entry.headsAt = 0;
+    entry.headsCap = 0;
+    entry.headsChunk = -1;
   }
 
   /** The stream index of a record, without building its id string (the per-event path). */
@@ -556,6 +585,7 @@ export class FeatureEngine {
         const row = this.materialize(entry);
         if (row === null) {
           this.keys.delete(`${entry.entity}:${entry.key}`);
+          this.releaseHeads(entry);
           this.slices[entry.slice]?.delete(entry);
         }
         rows.push({ entity: entry.entity, key: entry.key, row });
@@ -658,6 +688,9 @@ export class FeatureEngine {
           streams: [],
           slice: sliceOf(entity, key),
           heads: NO_HEADS,
+          headsAt: 0,
+          headsCap: 0,
+          headsChunk: -1,
           expiresFrom: Number.NEGATIVE_INFINITY,
           dirtyIn: -1,
           pendingIn: -1,
@@ -690,7 +723,10 @@ export class FeatureEngine {
             agg.kind === 'count' ? 1 : contributionOf(agg.value, event as NumericFields),
             watermark,
           );
-          numeric.writeHead(entry.heads, (index * entry.streams.length + place) * HEAD_WIDTH);
+          numeric.writeHead(
+            entry.heads,
+            entry.headsAt + (index * entry.streams.length + place) * HEAD_WIDTH,
+          );
         }
         // A full last-N refusing an old click is not lateness: it would fall off at once.
         if (result === 'late' && agg.kind !== 'last_n') late = true;
@@ -796,7 +832,7 @@ export class FeatureEngine {
       // changes no sum), and the state itself answers only when its head cannot.
       const reader = group.readers[fi] as HeadReader;
       let sum = 0;
-      let at = first * HEAD_WIDTH;
+      let at = entry.headsAt + first * HEAD_WIDTH;
       for (let place = 0; place < width; place += 1, at += HEAD_WIDTH) {
         let v = readHead(reader, heads, at, asOf);
         if (Number.isNaN(v)) v = (states[first + place] as NumericState).read(asOf);
@@ -1014,8 +1050,8 @@ export class FeatureEngine {
       deadLetters: this.behaviour.deadLetters + this.items.deadLetters,
       items: this.catalogue.size,
       keys: this.keys.size,
-      stateBlocks: this.arena.liveBlocks,
-      stateArenaBytes: this.arena.bytes,
+      arenaBlocks: this.arena.liveBlocks,
+      arenaBytes: this.arena.bytes,
       checkpoints: this.checkpointCount,
       checkpointPauseMaxMs: Math.round(this.checkpointPauseMaxMs),
       freshnessP50Ms: this.freshness.getValueAtPercentile(50),

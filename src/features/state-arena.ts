@@ -4,7 +4,7 @@
  * engine holds ~120k sliding windows whose own arrays were ~115 MB of a ~205 MB heap and ~250k
  * heap objects, plus ~100k decayed states each boxing its two doubles; every mark-compact traced
  * them and every bucket array that grew left its old copy for the collector (heap snapshot of
- * a 20-minute run, eighteenth session in README). Here the collector sees a few chunks.
+ * a 20-minute run, seventeenth session in README). Here the collector sees a few chunks.
  *
  * Blocks come in size classes ~1.5× apart, each class with its own free list threaded through
  * the free blocks themselves (a block's first two numbers name the next free one), so taking and
