@@ -55,8 +55,10 @@ export class StateArena {
     if (no >= 0) {
       const at = this.freeAt[cls] as number;
       const c = this.chunks[no] as Float64Array;
-      this.freeChunk[cls] = c[at] as number;
-      this.freeAt[cls] = c[at + 1] as number;
+      // `| 0`: a number read from a Float64Array is a double to V8, and a double stored in a
+      // field turns that field into a heap box in every state (one object more each).
+      this.freeChunk[cls] = (c[at] as number) | 0;
+      this.freeAt[cls] = (c[at + 1] as number) | 0;
       this.lastChunk = no;
       this.lastAt = at;
       return cap;
