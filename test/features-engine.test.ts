@@ -485,6 +485,7 @@ describe('feature engine', () => {
       before.arenaBlocks - 3,
       'the two states and the key gave their arena blocks back',
     );
+    assert.equal(engine.stats().timeSlots, engine.stats().keys, "and the key's time slot");
     // i2 the same, except that its watch state is made empty by a late watch (older than its
     // 10-minute window) before a sweep, and counts its first watch only after that sweep.
     await publisher.publish([watch('i2', t0 + MIN), ...filler(t0 + 24 * MIN, 40)]);

@@ -38,6 +38,7 @@ import {
   type FeatureDefinition,
   ratioValue,
 } from './definitions.js';
+import { KeyTimes } from './key-times.js';
 import { SavedStates } from './saved-states.js';
 import { StateArena } from './state-arena.js';
 import {
@@ -106,6 +107,8 @@ export interface FeatureEngineStats {
   arenaBlocks: number;
   /** Bytes of that arena (outside V8's heap). */
   arenaBytes: number;
+  /** Keys' slots for their event times in use: as many as `keys` (more would be a leak). */
+  timeSlots: number;
   rowsWritten: number;
   batches: number;
   checkpoints: number;
@@ -135,8 +138,11 @@ interface KeyEntry {
    * one array per key (an array per feature made ~50k more heap objects for the collector).
    */
   states: (FeatureState | undefined)[];
-  /** The newest event time over its states (-1 while empty): the row's as-of time. */
-  maxTs: number;
+  /**
+   * Its slot in the engine's KeyTimes: the newest event time over its states (-1 while empty:
+   * the row's as-of time), and the time before which none of its states can expire (sweep).
+   */
+  timeSlot: number;
   /**
    * The streams it has (or had) a state in, in stream-id order: a row is the sum over these
    * only (a user's keys live in two of the eight streams), and reading a per-stream array
@@ -157,12 +163,6 @@ interface KeyEntry {
   headsAt: number;
   headsCap: number;
   headsChunk: number;
-  /**
-   * No state of the key (in any stream) expires before this event time: a sweep passes the
-   * key by while its stream's watermark is earlier. Recomputed when a sweep looks at the key,
-   * lowered when a state is created; events only move a state's expiry later. -Infinity: look.
-   */
-  expiresFrom: number;
   /** The checkpoint whose changes include this key (its epoch; -1: none yet). */
   dirtyIn: number;
   /** The checkpoint in progress that has still to encode this key (its epoch), else -1. */
@@ -181,7 +181,9 @@ const SWEEP_SLICES = 16;
 
 /** FNV-1a of `entity:key`: a key's sweep slice, the same in every run. */
 function sliceOf(entity: Entity, key: string): number {
-  return fnv1a(`${entity}:${key}`) % SWEEP_SLICES;
+  // `| 0`: the hash is an unsigned 32-bit number, a double to V8 when over 2^31, and so was
+  // its remainder: kept in a key's field, a heap number of its own per key.
+  return (fnv1a(`${entity}:${key}`) % SWEEP_SLICES) | 0;
 }
 
 /** The checkpoint in progress (see beginCheckpoint). */
@@ -218,6 +220,8 @@ export class FeatureEngine {
   private readonly lateness: number;
   /** The numbers of the numeric states (see StateArena): this engine's, dropped with it. */
   private readonly arena = new StateArena();
+  /** Each key's two event times (KeyEntry.timeSlot). */
+  private readonly times = new KeyTimes();
   private readonly checkpointInterval: number;
   private readonly checkpointSlice: number;
   private readonly batchSize: number;
@@ -399,14 +403,13 @@ export class FeatureEngine {
         entity,
         key: entityKey.slice(sep + 1),
         states: [],
-        maxTs: -1,
+        timeSlot: this.times.take(-1, Number.NEGATIVE_INFINITY),
         streams: [],
         slice: sliceOf(entity, entityKey.slice(sep + 1)),
         heads: NO_HEADS,
         headsAt: 0,
         headsCap: 0,
         headsChunk: -1,
-        expiresFrom: Number.NEGATIVE_INFINITY,
         dirtyIn: -1,
         pendingIn: -1,
         savedHead: -1,
@@ -428,7 +431,7 @@ export class FeatureEngine {
       entry.states = Array.from({ length: group.aggregates.length * width }, () => undefined);
       for (const [fi, si, state] of restored)
         entry.states[fi * width + entry.streams.indexOf(si)] = state;
-      entry.maxTs = newestEventTime(entry);
+      this.times.setNewest(entry.timeSlot, newestEventTime(entry));
       this.writeHeads(entry);
       this.keys.set(entityKey, entry);
       (this.slices[entry.slice] as Set<KeyEntry>).add(entry);
@@ -586,6 +589,7 @@ export class FeatureEngine {
         if (row === null) {
           this.keys.delete(`${entry.entity}:${entry.key}`);
           this.releaseHeads(entry);
+          this.times.give(entry.timeSlot);
           this.slices[entry.slice]?.delete(entry);
         }
         rows.push({ entity: entry.entity, key: entry.key, row });
@@ -684,14 +688,13 @@ export class FeatureEngine {
           entity,
           key,
           states: [],
-          maxTs: -1,
+          timeSlot: this.times.take(-1, Number.NEGATIVE_INFINITY),
           streams: [],
           slice: sliceOf(entity, key),
           heads: NO_HEADS,
           headsAt: 0,
           headsCap: 0,
           headsChunk: -1,
-          expiresFrom: Number.NEGATIVE_INFINITY,
           dirtyIn: -1,
           pendingIn: -1,
           savedHead: -1,
@@ -710,7 +713,8 @@ export class FeatureEngine {
           entry.states[index * entry.streams.length + place] = state;
           // Its newest event time will be at least this event's (if the event counts at all).
           const expires = event.ts + def.ttlMs;
-          if (expires < entry.expiresFrom) entry.expiresFrom = expires;
+          if (expires < this.times.expiresFrom(entry.timeSlot))
+            this.times.setExpiresFrom(entry.timeSlot, expires);
         }
         const agg = def.aggregation;
         let result: 'applied' | 'late';
@@ -732,7 +736,8 @@ export class FeatureEngine {
         if (result === 'late' && agg.kind !== 'last_n') late = true;
         else applied = true;
         const t = state.maxEventTimeMs;
-        if (t !== null && t > entry.maxTs) entry.maxTs = t;
+        if (t !== null && t > this.times.newest(entry.timeSlot))
+          this.times.setNewest(entry.timeSlot, t);
       }
       if (applied) this.markDirty(entry);
       touched.add(entry);
@@ -760,7 +765,9 @@ export class FeatureEngine {
     for (const entry of keys) {
       // Most keys: nothing can have expired yet (a full pass over all of them was ~4 % of the
       // engine's time 20 minutes into a stream, with the catalogue still growing).
-      if (watermark < entry.expiresFrom) continue;
+      // No state of the key (in any stream) expires before its expiresFrom (-Infinity: look):
+      // recomputed here, lowered when a state is created; events only move an expiry later.
+      if (watermark < this.times.expiresFrom(entry.timeSlot)) continue;
       const place = entry.streams.indexOf(streamIndex);
       if (place < 0) continue;
       const defs = (this.byEntity.get(entry.entity) as EntityFeatures).aggregates;
@@ -774,14 +781,14 @@ export class FeatureEngine {
           this.counters.expiredStates += 1;
           this.markDirty(entry);
           touched.add(entry);
-          entry.maxTs = -1; // recomputed below
+          this.times.setNewest(entry.timeSlot, -1); // recomputed below
         }
       }
-      if (entry.maxTs === -1) {
-        entry.maxTs = newestEventTime(entry);
+      if (this.times.newest(entry.timeSlot) === -1) {
+        this.times.setNewest(entry.timeSlot, newestEventTime(entry));
         this.writeHeads(entry);
       }
-      entry.expiresFrom = this.earliestExpiry(entry);
+      this.times.setExpiresFrom(entry.timeSlot, this.earliestExpiry(entry));
     }
   }
 
@@ -810,7 +817,7 @@ export class FeatureEngine {
     const group = this.byEntity.get(entry.entity) as EntityFeatures;
     const states = entry.states;
     const streams = entry.streams;
-    const asOf = entry.maxTs;
+    const asOf = this.times.newest(entry.timeSlot);
     if (asOf < 0) return null;
     const values: Record<string, FeatureValue> = {};
     const aggregates = group.aggregates;
@@ -1052,6 +1059,7 @@ export class FeatureEngine {
       keys: this.keys.size,
       arenaBlocks: this.arena.liveBlocks,
       arenaBytes: this.arena.bytes,
+      timeSlots: this.times.live,
       checkpoints: this.checkpointCount,
       checkpointPauseMaxMs: Math.round(this.checkpointPauseMaxMs),
       freshnessP50Ms: this.freshness.getValueAtPercentile(50),
