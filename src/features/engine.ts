@@ -399,21 +399,7 @@ export class FeatureEngine {
       const entity = entityKey.slice(0, sep) as Entity;
       const group = this.byEntity.get(entity);
       if (!group) continue; // an entity no feature uses any more
-      const entry: KeyEntry = {
-        entity,
-        key: entityKey.slice(sep + 1),
-        states: [],
-        timeSlot: this.times.take(-1, Number.NEGATIVE_INFINITY),
-        streams: [],
-        slice: sliceOf(entity, entityKey.slice(sep + 1)),
-        heads: NO_HEADS,
-        headsAt: 0,
-        headsCap: 0,
-        headsChunk: -1,
-        dirtyIn: -1,
-        pendingIn: -1,
-        savedHead: -1,
-      };
+      const entry = this.newEntry(entity, entityKey.slice(sep + 1));
       const restored: [number, number, FeatureState][] = [];
       for (const [streamId, feature, json] of saved) {
         const index = group.aggregates.findIndex((f) => f.name === feature);
@@ -524,6 +510,25 @@ export class FeatureEngine {
       if (state !== undefined && state.kind !== 'last_n')
         state.writeHead(heads, entry.headsAt + at * HEAD_WIDTH);
     }
+  }
+
+  /** A key with no state yet (not registered: the caller adds it to `keys` and its slice). */
+  private newEntry(entity: Entity, key: string): KeyEntry {
+    return {
+      entity,
+      key,
+      states: [],
+      timeSlot: this.times.take(-1, Number.NEGATIVE_INFINITY),
+      streams: [],
+      slice: sliceOf(entity, key),
+      heads: NO_HEADS,
+      headsAt: 0,
+      headsCap: 0,
+      headsChunk: -1,
+      dirtyIn: -1,
+      pendingIn: -1,
+      savedHead: -1,
+    };
   }
 
   /** Gives a key's heads block back to the arena (the key is dropped, or its heads rewritten). */
@@ -684,21 +689,7 @@ export class FeatureEngine {
       const entityKey = `${entity}:${key}`;
       let entry = this.keys.get(entityKey);
       if (!entry) {
-        entry = {
-          entity,
-          key,
-          states: [],
-          timeSlot: this.times.take(-1, Number.NEGATIVE_INFINITY),
-          streams: [],
-          slice: sliceOf(entity, key),
-          heads: NO_HEADS,
-          headsAt: 0,
-          headsCap: 0,
-          headsChunk: -1,
-          dirtyIn: -1,
-          pendingIn: -1,
-          savedHead: -1,
-        };
+        entry = this.newEntry(entity, key);
         this.keys.set(entityKey, entry);
         (this.slices[entry.slice] as Set<KeyEntry>).add(entry);
       }

@@ -2,8 +2,9 @@
  * Two event times per key of the feature engine (its newest event, and the earliest time one
  * of its states can expire), in one Float64Array by slot. As fields of the key objects they
  * were two heap numbers per key: V8 boxes a double field unless it holds a small integer, and
- * event times in ms never do (138k boxes in a 20-minute run's heap snapshot, the largest group
- * of objects the engine still made for the collector to trace). A key holds its slot, a small
+ * event times in ms never do (with a key's sweep slice, also boxed then, 138k heap numbers in a
+ * 20-minute run's snapshot: the largest group of objects the engine still made for the
+ * collector to trace). A key holds its slot, a small
  * integer, and gives it back when it is dropped.
  */
 export class KeyTimes {
